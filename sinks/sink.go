@@ -1,0 +1,97 @@
+// Package sinks defines what the bridge needs from a message broker: the Sink
+// interface, the Message every sink publishes, and the errors a sink reports.
+//
+// The bridge package depends on this package only; the broker adapters
+// (natssink, kafkasink) and the wrappers (dedup, fanout) implement Sink and
+// are wired together in cmd/.
+package sinks
+
+import (
+	"context"
+	"errors"
+	"time"
+)
+
+// Errors a Sink returns, possibly wrapped; callers test them with errors.Is.
+var (
+	// ErrClosed is returned by Publish after Close was called.
+	ErrClosed = errors.New("sinks: sink closed")
+	// ErrUnavailable means the broker could not confirm the message: it is
+	// disconnected, did not answer in time, or refused for a reason that a
+	// later attempt may not meet. The message may or may not have been stored;
+	// a resend with the same Message.ID must be safe.
+	ErrUnavailable = errors.New("sinks: broker unavailable")
+)
+
+// Source is the CloudEvents source of every message the bridge publishes.
+const Source = "senfenico"
+
+// Dead-letter reasons, carried in Message.DeadLetterReason.
+const (
+	// ReasonUnroutable: the event name is not a valid subject or topic.
+	ReasonUnroutable = "unroutable-event"
+	// ReasonMalformedData: the envelope is signed but its data cannot be
+	// republished as standard JSON (a data string that is not JSON, NaN or
+	// Infinity literals, invalid UTF-8).
+	ReasonMalformedData = "malformed-data"
+	// ReasonSchema: the event failed its JSON Schema (SCHEMA_VALIDATION=enforce).
+	ReasonSchema = "schema-invalid"
+)
+
+// Message is one verified Senfenico notification, ready for a broker. It is
+// identical for every sink; each sink maps the fields onto its own headers
+// (CloudEvents binary mode: ce-* on NATS, ce_* on Kafka).
+type Message struct {
+	// Subject is the NATS subject or Kafka topic: TOPIC_PREFIX + event, or the
+	// dead-letter subject.
+	Subject string
+	// ID is the CloudEvents id (ce-id), derived from the notification's
+	// content: every resend of one notification carries the same ID. NATS
+	// uses it as Nats-Msg-Id; consumers deduplicate on it.
+	ID string
+	// Type is the CloudEvents type (ce-type): the event name as Senfenico sent
+	// it (for dead letters, percent-encoded and possibly truncated, since it
+	// may hold any character).
+	Type string
+	// Time is when the bridge received the notification (ce-time).
+	Time time.Time
+	// Key orders related events: data.reference when present, else ID. Kafka
+	// uses it as the record key.
+	Key string
+	// Body is the JSON body: {"event": ..., "data": {...}} for routed events,
+	// the request body exactly as received for dead letters.
+	Body []byte
+	// DeadLetterReason is empty for routed events, one of the Reason*
+	// constants for dead letters (header ce-deadletterreason).
+	DeadLetterReason string
+	// DeadLetterDetail explains the reason in a line of printable ASCII
+	// (header ce-deadletterdetail); empty when there is nothing to add.
+	DeadLetterDetail string
+}
+
+// Receipt is what a Sink reports about a confirmed message.
+type Receipt struct {
+	// Duplicate is true when the broker (or an in-process window) already
+	// held a message with the same ID, so nothing new was stored.
+	Duplicate bool
+}
+
+// Sink publishes messages to one broker, or to several behind a wrapper.
+//
+// Implementations are safe for concurrent use.
+type Sink interface {
+	// Name identifies the sink in logs and metrics ("nats", "kafka", ...).
+	Name() string
+	// Publish blocks until the broker has stored msg (or, where the broker
+	// does not store, received it) and returns nil only then. It returns an
+	// error wrapping ErrUnavailable when that cannot be confirmed before ctx
+	// ends, and ErrClosed after Close.
+	Publish(ctx context.Context, msg *Message) (Receipt, error)
+	// Ready returns nil when a Publish started now can be confirmed, and an
+	// error wrapping ErrUnavailable (or ErrClosed) otherwise.
+	Ready(ctx context.Context) error
+	// Close waits for in-flight publishes to finish (or ctx to end), releases
+	// the connection, and makes later publishes fail with ErrClosed. It is
+	// idempotent: later calls return nil.
+	Close(ctx context.Context) error
+}

@@ -6,11 +6,11 @@ import (
 	"io"
 	"net/http"
 	"net/http/httptest"
-	"os"
 	"strings"
 	"sync"
 	"testing"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 	"github.com/senfenico-bridge/senfenico-bridge/schemas"
 )
 
@@ -59,23 +59,9 @@ func withField(t *testing.T, data, field, value string) string {
 }
 
 func TestVectorsPass(t *testing.T) {
-	raw, err := os.ReadFile("testdata/senfenico-vectors.json")
-	if err != nil {
-		t.Fatal(err)
-	}
-	var file struct {
-		Vectors []struct {
-			Name  string `json:"name"`
-			Body  string `json:"body"`
-			Event string `json:"event"`
-		} `json:"vectors"`
-	}
-	if err := json.Unmarshal(raw, &file); err != nil {
-		t.Fatal(err)
-	}
 	v := newValidator(t)
 	routable := 0
-	for _, vec := range file.Vectors {
+	for _, vec := range vectors.Load().Vectors {
 		if vec.Event == "" {
 			continue
 		}

@@ -1,0 +1,197 @@
+package bridge
+
+import (
+	"errors"
+	"fmt"
+	"log/slog"
+	"net/http"
+	"time"
+)
+
+// SchemaMode says what the bridge does with an event that fails its schema.
+type SchemaMode string
+
+// Schema validation modes (SCHEMA_VALIDATION).
+const (
+	// SchemaOff skips validation.
+	SchemaOff SchemaMode = "off"
+	// SchemaWarn logs and counts invalid events, and routes them as usual.
+	SchemaWarn SchemaMode = "warn"
+	// SchemaEnforce sends invalid events to the dead-letter subject, with the
+	// reasons in a header. They are still answered 200: Senfenico would only
+	// resend them for an hour, then drop them.
+	SchemaEnforce SchemaMode = "enforce"
+)
+
+// Validator checks the body the bridge is about to publish for a routed
+// event. The schemas package provides one.
+type Validator interface {
+	// Validate returns nil for a valid body. Its error text must be printable
+	// ASCII without payload values: it goes into a header and a log line.
+	Validate(event string, body []byte) error
+}
+
+// Defaults for the zero fields of Config.
+const (
+	DefaultListenAddr        = ":8080"
+	DefaultWebhookPath       = "/webhooks/senfenico"
+	DefaultMaxBodyBytes      = 1 << 20
+	DefaultPublishTimeout    = 5 * time.Second
+	DefaultDeadLetterSubject = "senfenico.unroutable"
+	DefaultReadHeaderTimeout = 5 * time.Second
+	DefaultReadTimeout       = 15 * time.Second
+	DefaultIdleTimeout       = 60 * time.Second
+	DefaultMaxHeaderBytes    = 32 << 10
+)
+
+// Config configures a Server. The zero value of every field but Keys means
+// its documented default.
+type Config struct {
+	// ListenAddr is the TCP address to listen on (LISTEN_ADDR, default ":8080").
+	ListenAddr string
+	// WebhookPath is where Senfenico posts (WEBHOOK_PATH, default "/webhooks/senfenico").
+	WebhookPath string
+	// Keys are the webhook secrets; a signature made with any of them is
+	// accepted (SENFENICO_WEBHOOK_KEYS). Required.
+	Keys []string
+	// MaxBodyBytes is the largest body accepted (MAX_BODY_BYTES, default 1 MiB).
+	MaxBodyBytes int64
+	// PublishTimeout bounds the wait for the sink's confirmation; past it the
+	// answer is 503 (PUBLISH_TIMEOUT, default 5s).
+	PublishTimeout time.Duration
+	// TopicPrefix is put before every event name (TOPIC_PREFIX, default "").
+	// Empty, or tokens followed by a dot ("payments.").
+	TopicPrefix string
+	// DeadLetterSubject receives verified events that cannot be routed
+	// (DEAD_LETTER_SUBJECT, default "senfenico.unroutable").
+	DeadLetterSubject string
+	// SchemaMode is off, warn or enforce (SCHEMA_VALIDATION); empty means
+	// warn when Validator is set, off otherwise.
+	SchemaMode SchemaMode
+	// Validator checks routed events when SchemaMode is warn or enforce.
+	Validator Validator
+	// Routes adds handlers to the server's mux, keyed by ServeMux pattern
+	// ("GET /metrics"). The webhook, /healthz and /readyz are always served.
+	Routes map[string]http.Handler
+	// ReadHeaderTimeout, ReadTimeout and IdleTimeout are http.Server's
+	// (defaults 5s, 15s, 60s); the write timeout is derived from ReadTimeout
+	// and PublishTimeout so that a confirmed answer always gets out.
+	ReadHeaderTimeout time.Duration
+	ReadTimeout       time.Duration
+	IdleTimeout       time.Duration
+	// MaxHeaderBytes caps request headers (default 32 KiB).
+	MaxHeaderBytes int
+	// Logger receives one line per request; nil discards.
+	Logger *slog.Logger
+}
+
+// ErrConfig is wrapped by every error Validate returns.
+var ErrConfig = errors.New("bridge: invalid config")
+
+// FieldError names the Config field that Validate refused, so that callers
+// can report it under their own name for it (an environment variable).
+type FieldError struct {
+	// Field is the Config field's name.
+	Field string
+	// Reason says what is wrong, without the field's name.
+	Reason string
+}
+
+// Error returns "bridge: invalid config: Field: Reason".
+func (e *FieldError) Error() string {
+	return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Reason)
+}
+
+// Unwrap makes errors.Is(err, ErrConfig) true.
+func (e *FieldError) Unwrap() error { return ErrConfig }
+
+func (c *Config) setDefaults() {
+	if c.ListenAddr == "" {
+		c.ListenAddr = DefaultListenAddr
+	}
+	if c.WebhookPath == "" {
+		c.WebhookPath = DefaultWebhookPath
+	}
+	if c.MaxBodyBytes == 0 {
+		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.PublishTimeout == 0 {
+		c.PublishTimeout = DefaultPublishTimeout
+	}
+	if c.DeadLetterSubject == "" {
+		c.DeadLetterSubject = DefaultDeadLetterSubject
+	}
+	if c.SchemaMode == "" {
+		c.SchemaMode = SchemaOff
+		if c.Validator != nil {
+			c.SchemaMode = SchemaWarn
+		}
+	}
+	if c.ReadHeaderTimeout == 0 {
+		c.ReadHeaderTimeout = DefaultReadHeaderTimeout
+	}
+	if c.ReadTimeout == 0 {
+		c.ReadTimeout = DefaultReadTimeout
+	}
+	if c.IdleTimeout == 0 {
+		c.IdleTimeout = DefaultIdleTimeout
+	}
+	if c.MaxHeaderBytes == 0 {
+		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.Logger == nil {
+		c.Logger = slog.New(slog.DiscardHandler)
+	}
+}
+
+// Validate reports the first invalid field, after defaults are applied to a
+// copy, as a *FieldError (which wraps ErrConfig).
+func (c Config) Validate() error {
+	c.setDefaults()
+	bad := func(field, format string, args ...any) error {
+		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+	}
+	if len(c.Keys) == 0 {
+		return bad("Keys", "at least one webhook key is required")
+	}
+	for i, k := range c.Keys {
+		if k == "" {
+			return bad("Keys", "key %d of %d is empty", i+1, len(c.Keys))
+		}
+	}
+	if len(c.WebhookPath) < 2 || c.WebhookPath[0] != '/' {
+		return bad("WebhookPath", "must start with / and name a path, got %q", c.WebhookPath)
+	}
+	switch c.WebhookPath {
+	case "/healthz", "/readyz", "/metrics":
+		return bad("WebhookPath", "%s is reserved", c.WebhookPath)
+	}
+	if c.MaxBodyBytes < 0 {
+		return bad("MaxBodyBytes", "must be positive, got %d", c.MaxBodyBytes)
+	}
+	if c.PublishTimeout < 0 {
+		return bad("PublishTimeout", "must be positive, got %s", c.PublishTimeout)
+	}
+	if err := validatePrefix(c.TopicPrefix); err != nil {
+		return bad("TopicPrefix", "%v", err)
+	}
+	if err := validateSubject(c.DeadLetterSubject); err != nil {
+		return bad("DeadLetterSubject", "%v", err)
+	}
+	switch c.SchemaMode {
+	case SchemaOff:
+	case SchemaWarn, SchemaEnforce:
+		if c.Validator == nil {
+			return bad("SchemaMode", "%s needs a Validator", c.SchemaMode)
+		}
+	default:
+		return bad("SchemaMode", "must be off, warn or enforce, got %q", c.SchemaMode)
+	}
+	if c.ReadHeaderTimeout < 0 || c.ReadTimeout < 0 || c.IdleTimeout < 0 {
+		return bad("timeouts", "must be positive")
+	}
+	if c.MaxHeaderBytes < 0 {
+		return bad("MaxHeaderBytes", "must be positive, got %d", c.MaxHeaderBytes)
+	}
+	return nil
+}

@@ -1,0 +1,192 @@
+package bridge
+
+import (
+	"context"
+	"errors"
+	"io"
+	"log/slog"
+	"net/http"
+	"strconv"
+	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+)
+
+// retryAfterSeconds is sent with every 503. Senfenico resends on its own
+// schedule; the header is for other clients and for humans reading logs.
+const retryAfterSeconds = "5"
+
+// Fixed answers: a client never sees internal error text.
+var (
+	bodyMissingSig = []byte(`{"error": "missing X-Webhook-Hash"}` + "\n")
+	bodyBadSig     = []byte(`{"error": "invalid signature"}` + "\n")
+	bodyMalformed  = []byte(`{"error": "body is not a JSON object with a string event"}` + "\n")
+	bodyUnreadable = []byte(`{"error": "could not read the request body"}` + "\n")
+	bodyTooLarge   = []byte(`{"error": "body too large"}` + "\n")
+	bodyUnavail    = []byte(`{"error": "event not confirmed by the broker, retry later"}` + "\n")
+)
+
+func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
+	received := time.Now()
+	s.metrics.inFlight.Inc()
+	defer s.metrics.inFlight.Dec()
+
+	out, msg := s.process(w, r, received)
+	s.metrics.requests[out].Inc()
+	s.metrics.duration[out.status].Observe(time.Since(received).Seconds())
+	s.logRequest(r.Context(), out, msg, time.Since(received))
+}
+
+// process handles one webhook and writes the answer. It returns the outcome
+// and, once a message was built, the message.
+func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message) {
+	if r.ContentLength > s.cfg.MaxBodyBytes {
+		// Refused from the header alone: the body is never read.
+		return s.fail(w, outTooLarge, bodyTooLarge), nil
+	}
+	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	if err != nil {
+		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
+			return s.fail(w, outTooLarge, bodyTooLarge), nil
+		}
+		return s.fail(w, outUnreadable, bodyUnreadable), nil
+	}
+
+	n, err := s.decoder.Decode(body, r.Header.Get(webhook.HeaderName))
+	switch {
+	case errors.Is(err, webhook.ErrMissingSignature):
+		return s.fail(w, outMissingSig, bodyMissingSig), nil
+	case errors.Is(err, webhook.ErrMalformed):
+		return s.fail(w, outMalformed, bodyMalformed), nil
+	case err != nil:
+		return s.fail(w, outBadSig, bodyBadSig), nil
+	}
+
+	msg := s.router.message(&n, body, received)
+	out := outPublished
+	switch msg.DeadLetterReason {
+	case sinks.ReasonUnroutable:
+		out = outUnroutable
+	case sinks.ReasonMalformedData:
+		out = outMalformedData
+	case "":
+		out = s.checkSchema(msg, body)
+	}
+
+	ctx, cancel := context.WithTimeout(r.Context(), s.cfg.PublishTimeout)
+	receipt, err := s.sink.Publish(ctx, msg)
+	cancel()
+	if err != nil {
+		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publish not confirmed",
+			slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.Any("err", err))
+		return s.fail(w, outSinkUnavailable, bodyUnavail), msg
+	}
+	if receipt.Duplicate && out == outPublished {
+		out = outDuplicate
+	}
+	writeAccepted(w, msg, receipt.Duplicate)
+	return out, msg
+}
+
+// checkSchema validates a routed message and, in enforce mode, turns an
+// invalid one into a dead letter.
+func (s *Server) checkSchema(msg *sinks.Message, body []byte) outcome {
+	if s.cfg.SchemaMode == SchemaOff {
+		return outPublished
+	}
+	err := s.cfg.Validator.Validate(msg.Type, msg.Body)
+	if err == nil {
+		return outPublished
+	}
+	s.metrics.schemaInvalid.Inc()
+	if s.cfg.SchemaMode == SchemaWarn {
+		s.log.Warn("event fails its schema", slog.String("event", msg.Type), slog.String("id", msg.ID), slog.Any("err", err))
+		return outPublished
+	}
+	s.router.deadLetter(msg, body, msg.Type, sinks.ReasonSchema, headerSafe(err.Error(), 1024))
+	return outSchemaInvalid
+}
+
+func (s *Server) fail(w http.ResponseWriter, out outcome, body []byte) outcome {
+	h := w.Header()
+	h.Set("Content-Type", "application/json")
+	if out.status == http.StatusServiceUnavailable {
+		h.Set("Retry-After", retryAfterSeconds)
+	}
+	w.WriteHeader(out.status)
+	w.Write(body)
+	return out
+}
+
+// writeAccepted answers 200 with {"id", "subject", "duplicate"}. The id is
+// hex and the subject routable or the configured dead-letter subject, so
+// neither needs escaping.
+func writeAccepted(w http.ResponseWriter, msg *sinks.Message, duplicate bool) {
+	b := make([]byte, 0, 64+len(msg.ID)+len(msg.Subject))
+	b = append(b, `{"id": "`...)
+	b = append(b, msg.ID...)
+	b = append(b, `", "subject": "`...)
+	b = append(b, msg.Subject...)
+	b = append(b, `", "duplicate": `...)
+	b = strconv.AppendBool(b, duplicate)
+	b = append(b, "}\n"...)
+	w.Header().Set("Content-Type", "application/json")
+	w.WriteHeader(http.StatusOK)
+	w.Write(b)
+}
+
+// readBody reads the whole body; with a known length it allocates once.
+func readBody(r io.Reader, length int64) ([]byte, error) {
+	if length < 0 {
+		return io.ReadAll(r)
+	}
+	body := make([]byte, length)
+	if _, err := io.ReadFull(r, body); err != nil {
+		return nil, err
+	}
+	return body, nil
+}
+
+func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message, latency time.Duration) {
+	level := slog.LevelInfo
+	if out.status >= 500 {
+		level = slog.LevelWarn
+	}
+	if !s.log.Enabled(ctx, level) {
+		return
+	}
+	attrs := []slog.Attr{
+		slog.Int("status", out.status),
+		slog.String("reason", out.reason),
+		slog.Duration("latency", latency),
+	}
+	if msg != nil {
+		attrs = append(attrs,
+			slog.String("event", msg.Type),
+			slog.String("subject", msg.Subject),
+			slog.String("id", msg.ID))
+	}
+	s.log.LogAttrs(ctx, level, "webhook", attrs...)
+}
+
+func (s *Server) handleHealth(w http.ResponseWriter, _ *http.Request) {
+	w.Header().Set("Content-Type", "application/json")
+	w.Write([]byte(`{"status": "ok"}` + "\n"))
+}
+
+// readyTimeout bounds /readyz, which orchestrators call every few seconds.
+const readyTimeout = 2 * time.Second
+
+func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
+	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
+	defer cancel()
+	w.Header().Set("Content-Type", "application/json")
+	if err := s.sink.Ready(ctx); err != nil {
+		s.log.Warn("not ready", slog.String("sink", s.sink.Name()), slog.Any("err", err))
+		w.WriteHeader(http.StatusServiceUnavailable)
+		w.Write([]byte(`{"status": "unavailable"}` + "\n"))
+		return
+	}
+	w.Write([]byte(`{"status": "ready"}` + "\n"))
+}

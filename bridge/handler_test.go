@@ -1,0 +1,478 @@
+package bridge
+
+import (
+	"bytes"
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"net/http/httptest"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
+)
+
+const testKey = "9e191505-9637-4c2b-a55e-da813b882732"
+
+// newTestServer builds a Server on sink with test-friendly settings; edit
+// tweaks the config first.
+func newTestServer(t *testing.T, sink sinks.Sink, edit func(*Config)) *Server {
+	t.Helper()
+	cfg := Config{Keys: []string{testKey}, PublishTimeout: 2 * time.Second}
+	if edit != nil {
+		edit(&cfg)
+	}
+	s, err := New(cfg, sink, nil)
+	if err != nil {
+		t.Fatalf("New: %v", err)
+	}
+	return s
+}
+
+// post sends body to the webhook with the given X-Webhook-Hash (nil: none).
+func post(t *testing.T, h http.Handler, body string, signature *string) *httptest.ResponseRecorder {
+	t.Helper()
+	req := httptest.NewRequest(http.MethodPost, DefaultWebhookPath, strings.NewReader(body))
+	if signature != nil {
+		req.Header.Set(webhook.HeaderName, *signature)
+	}
+	rec := httptest.NewRecorder()
+	h.ServeHTTP(rec, req)
+	return rec
+}
+
+func signed(body, key string) *string {
+	s := webhook.Sign([]byte(body), key)
+	return &s
+}
+
+type accepted struct {
+	ID        string `json:"id"`
+	Subject   string `json:"subject"`
+	Duplicate bool   `json:"duplicate"`
+}
+
+func decodeAccepted(t *testing.T, rec *httptest.ResponseRecorder) accepted {
+	t.Helper()
+	var a accepted
+	if err := json.Unmarshal(rec.Body.Bytes(), &a); err != nil {
+		t.Fatalf("200 body %q is not the accepted JSON: %v", rec.Body.String(), err)
+	}
+	return a
+}
+
+// wantEnvelope is the body the bridge must publish for a vector: the event and
+// data decoded from its JSON string when it came as one.
+func wantEnvelope(t *testing.T, body string) (event string, data any) {
+	t.Helper()
+	var in struct {
+		Event string          `json:"event"`
+		Data  json.RawMessage `json:"data"`
+	}
+	if err := json.Unmarshal([]byte(body), &in); err != nil {
+		t.Fatalf("vector body: %v", err)
+	}
+	raw := []byte(in.Data)
+	var s string
+	if json.Unmarshal(raw, &s) == nil {
+		raw = []byte(s)
+	}
+	if err := json.Unmarshal(raw, &data); err != nil {
+		t.Fatalf("vector data: %v", err)
+	}
+	return in.Event, data
+}
+
+func TestSharedVectors(t *testing.T) {
+	file := vectors.Load()
+	for _, v := range file.Vectors {
+		t.Run(v.Name, func(t *testing.T) {
+			sink := memsink.New()
+			s := newTestServer(t, sink, func(c *Config) { c.Keys = []string{v.Key} })
+			rec := post(t, s.Handler(), v.Body, v.Header)
+			if rec.Code != v.ExpectStatus {
+				t.Fatalf("status %d, want %d (body %q)", rec.Code, v.ExpectStatus, rec.Body.String())
+			}
+			msgs := sink.Messages()
+			if v.ExpectStatus != http.StatusOK {
+				if len(msgs) != 0 {
+					t.Fatalf("refused request published %d messages", len(msgs))
+				}
+				return
+			}
+			if len(msgs) != 1 {
+				t.Fatalf("published %d messages, want 1", len(msgs))
+			}
+			m := msgs[0]
+			a := decodeAccepted(t, rec)
+			if a.Subject != v.Subject || m.Subject != v.Subject {
+				t.Errorf("subject answered %q, published %q, want %q", a.Subject, m.Subject, v.Subject)
+			}
+			if a.ID != m.ID || len(m.ID) != 32 || a.Duplicate {
+				t.Errorf("answer %+v does not match message id %q", a, m.ID)
+			}
+			if m.Type != v.Event || m.DeadLetterReason != "" {
+				t.Errorf("type %q reason %q, want %q and none", m.Type, m.DeadLetterReason, v.Event)
+			}
+			if v.Reference != "" && m.Key != v.Reference {
+				t.Errorf("key %q, want reference %q", m.Key, v.Reference)
+			}
+			var got struct {
+				Event string `json:"event"`
+				Data  any    `json:"data"`
+			}
+			if err := json.Unmarshal(m.Body, &got); err != nil {
+				t.Fatalf("published body is not JSON: %v\n%s", err, m.Body)
+			}
+			event, data := wantEnvelope(t, v.Body)
+			if got.Event != event || fmt.Sprint(got.Data) != fmt.Sprint(data) {
+				t.Errorf("published %s\nwant event %q data %v", m.Body, event, data)
+			}
+			if _, isObject := got.Data.(map[string]any); !isObject {
+				t.Errorf("data published as %T, want an object", got.Data)
+			}
+		})
+	}
+}
+
+func TestPublishedBodyKeepsDataBytes(t *testing.T) {
+	sink := memsink.New()
+	s := newTestServer(t, sink, nil)
+	inner := `{"reference": "r-1", "amount": 1000, "fees": 30.50, "note": "caf\u00e9"}`
+	encodedInner, _ := json.Marshal(inner)
+	body := `{"event": "charge.success", "data": ` + string(encodedInner) + `}`
+	if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != http.StatusOK {
+		t.Fatalf("status %d", rec.Code)
+	}
+	want := `{"event": "charge.success", "data": ` + inner + `}`
+	if got := string(sink.Messages()[0].Body); got != want {
+		t.Fatalf("body\n%s\nwant\n%s", got, want)
+	}
+	if got := sink.Messages()[0].Key; got != "r-1" {
+		t.Fatalf("key %q, want the reference", got)
+	}
+}
+
+func TestRefusals(t *testing.T) {
+	good := `{"event": "checkout.success", "data": {"reference": "x"}}`
+	tests := []struct {
+		name      string
+		body      string
+		signature *string
+		want      int
+		wantText  string
+	}{
+		{"no header", good, nil, 401, "missing X-Webhook-Hash"},
+		{"empty header", good, ptr(""), 401, "missing X-Webhook-Hash"},
+		{"not hex", good, ptr(strings.Repeat("zz", 32)), 401, "invalid signature"},
+		{"short digest", good, ptr("abcd"), 401, "invalid signature"},
+		{"signed with another key", good, signed(good, "other-key"), 401, "invalid signature"},
+		{"digest of the key alone", good, signed("", testKey), 401, "invalid signature"},
+		{"key prepended instead of appended", good, ptr(webhook.Sign([]byte(testKey+good), "")), 401, "invalid signature"},
+		{"signed array", `[1, 2]`, signed(`[1, 2]`, testKey), 400, "not a JSON object"},
+		{"signed event number", `{"event": 5}`, signed(`{"event": 5}`, testKey), 400, "not a JSON object"},
+		{"signed no event", `{"data": {}}`, signed(`{"data": {}}`, testKey), 400, "not a JSON object"},
+		{"signed truncated JSON", `{"event": "a.b"`, signed(`{"event": "a.b"`, testKey), 400, "not a JSON object"},
+		{"signed empty body", ``, signed(``, testKey), 400, "not a JSON object"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			rec := post(t, newTestServer(t, sink, nil).Handler(), tt.body, tt.signature)
+			if rec.Code != tt.want || !strings.Contains(rec.Body.String(), tt.wantText) {
+				t.Fatalf("got %d %q, want %d with %q", rec.Code, rec.Body.String(), tt.want, tt.wantText)
+			}
+			if n := len(sink.Messages()); n != 0 {
+				t.Fatalf("refused request published %d messages", n)
+			}
+		})
+	}
+}
+
+func ptr(s string) *string { return &s }
+
+func TestPythonRuleOnly(t *testing.T) {
+	// Signed over json.dumps(json.loads(body)), but sent with other white
+	// space: only the Python SDK's rule accepts it.
+	canonical := `{"event": "charge.success", "data": {"reference": "r-9", "amount": 1, "fees": 1.0}}`
+	sent := "{\"event\":\"charge.success\",\n \"data\":{\"reference\":\"r-9\",\"amount\":1,\"fees\":1.00}}"
+	sink := memsink.New()
+	rec := post(t, newTestServer(t, sink, nil).Handler(), sent, signed(canonical, testKey))
+	if rec.Code != http.StatusOK {
+		t.Fatalf("status %d %s", rec.Code, rec.Body)
+	}
+	want := `{"event": "charge.success", "data": {"reference":"r-9","amount":1,"fees":1.00}}`
+	if got := string(sink.Messages()[0].Body); got != want {
+		t.Fatalf("body %s, want the data bytes as sent: %s", got, want)
+	}
+}
+
+func TestKeyRotation(t *testing.T) {
+	body := `{"event": "transfer.success", "data": {"reference": "t-1"}}`
+	s := newTestServer(t, memsink.New(), func(c *Config) { c.Keys = []string{"old-key", "new-key"} })
+	for _, key := range []string{"old-key", "new-key"} {
+		if rec := post(t, s.Handler(), body, signed(body, key)); rec.Code != http.StatusOK {
+			t.Fatalf("signed with %s: status %d", key, rec.Code)
+		}
+	}
+	if rec := post(t, s.Handler(), body, signed(body, "retired-key")); rec.Code != http.StatusUnauthorized {
+		t.Fatalf("retired key: status %d", rec.Code)
+	}
+}
+
+func TestDuplicateResend(t *testing.T) {
+	sink := memsink.New(memsink.WithDedupByID())
+	s := newTestServer(t, sink, nil)
+	body := `{"event": "checkout.success", "data": "{\"reference\": \"c-1\"}"}`
+	first := decodeAccepted(t, post(t, s.Handler(), body, signed(body, testKey)))
+	second := decodeAccepted(t, post(t, s.Handler(), body, signed(body, testKey)))
+	if first.Duplicate || !second.Duplicate || first.ID != second.ID {
+		t.Fatalf("first %+v, second %+v: want the same id, duplicate only the second time", first, second)
+	}
+	if n := len(sink.Messages()); n != 1 {
+		t.Fatalf("%d messages stored, want 1", n)
+	}
+	other := `{"event": "checkout.success", "data": "{\"reference\": \"c-2\"}"}`
+	third := decodeAccepted(t, post(t, s.Handler(), other, signed(other, testKey)))
+	if third.Duplicate || third.ID == first.ID {
+		t.Fatalf("a different notification got %+v", third)
+	}
+}
+
+func TestDeadLetters(t *testing.T) {
+	tests := []struct {
+		name       string
+		body       string
+		wantReason string
+		wantType   string
+	}{
+		{"wildcard", `{"event": "checkout.>", "data": {}}`, sinks.ReasonUnroutable, "checkout.>"},
+		{"space", `{"event": "checkout success", "data": {}}`, sinks.ReasonUnroutable, "checkout success"},
+		{"empty token", `{"event": "checkout..success", "data": {}}`, sinks.ReasonUnroutable, "checkout..success"},
+		{"dollar", `{"event": "$JS.API.STREAM.DELETE.SENFENICO", "data": {}}`, sinks.ReasonUnroutable, "$JS.API.STREAM.DELETE.SENFENICO"},
+		{"empty", `{"event": "", "data": {}}`, sinks.ReasonUnroutable, ""},
+		{"newline", `{"event": "a\nb", "data": {}}`, sinks.ReasonUnroutable, "a%0Ab"},
+		{"non-ASCII", `{"event": "caf\u00e9.ok", "data": {}}`, sinks.ReasonUnroutable, "caf%C3%A9.ok"},
+		{"too long", `{"event": "` + strings.Repeat("a", 250) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a", 250)},
+		{"type header cut", `{"event": "` + strings.Repeat("a.", 200) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a.", 200)[:maxTypeHeader]},
+		{"data string not JSON", `{"event": "charge.success", "data": "not json"}`, sinks.ReasonMalformedData, "charge.success"},
+		{"data missing", `{"event": "charge.success"}`, sinks.ReasonMalformedData, "charge.success"},
+		{"NaN in data", `{"event": "charge.success", "data": {"fees": NaN}}`, sinks.ReasonMalformedData, "charge.success"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			rec := post(t, newTestServer(t, sink, nil).Handler(), tt.body, signed(tt.body, testKey))
+			if rec.Code != http.StatusOK {
+				t.Fatalf("status %d: a verified event is kept, never refused", rec.Code)
+			}
+			msgs := sink.Messages()
+			if len(msgs) != 1 {
+				t.Fatalf("%d messages", len(msgs))
+			}
+			m := msgs[0]
+			if m.Subject != DefaultDeadLetterSubject || m.DeadLetterReason != tt.wantReason || m.Type != tt.wantType {
+				t.Fatalf("subject %q reason %q type %q, want %q %q %q", m.Subject, m.DeadLetterReason, m.Type, DefaultDeadLetterSubject, tt.wantReason, tt.wantType)
+			}
+			if string(m.Body) != tt.body {
+				t.Fatalf("dead letter body %q, want the request body", m.Body)
+			}
+			if a := decodeAccepted(t, rec); a.Subject != DefaultDeadLetterSubject {
+				t.Fatalf("answered subject %q", a.Subject)
+			}
+		})
+	}
+}
+
+func TestTopicPrefix(t *testing.T) {
+	sink := memsink.New()
+	s := newTestServer(t, sink, func(c *Config) { c.TopicPrefix = "payments." })
+	body := `{"event": "refund.created", "data": {"reference": "r"}}`
+	if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != 200 {
+		t.Fatalf("status %d", rec.Code)
+	}
+	if got := sink.Messages()[0].Subject; got != "payments.refund.created" {
+		t.Fatalf("subject %q", got)
+	}
+}
+
+func TestSinkFailureAnswers503(t *testing.T) {
+	body := `{"event": "charge.success", "data": {"reference": "r"}}`
+	secret := "nats: connection closed to 10.0.0.7 with secret detail"
+	tests := []struct {
+		name  string
+		setup func(*memsink.Sink)
+	}{
+		{"unavailable", func(m *memsink.Sink) { m.SetErr(fmt.Errorf("%w: %s", sinks.ErrUnavailable, secret)) }},
+		{"unknown error", func(m *memsink.Sink) { m.SetErr(errors.New(secret)) }},
+		{"closed", func(m *memsink.Sink) { m.Close(context.Background()) }},
+		{"never confirms", func(m *memsink.Sink) { m.SetDelay(memsink.BlockForever) }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			tt.setup(sink)
+			s := newTestServer(t, sink, func(c *Config) { c.PublishTimeout = 50 * time.Millisecond })
+			rec := post(t, s.Handler(), body, signed(body, testKey))
+			if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" {
+				t.Fatalf("status %d Retry-After %q, want 503 with Retry-After", rec.Code, rec.Header().Get("Retry-After"))
+			}
+			if strings.Contains(rec.Body.String(), "secret detail") || strings.Contains(rec.Body.String(), "10.0.0.7") {
+				t.Fatalf("answer leaks the internal error: %q", rec.Body)
+			}
+		})
+	}
+}
+
+func TestBodyLimits(t *testing.T) {
+	small := func(c *Config) { c.MaxBodyBytes = 64 }
+	body := `{"event": "charge.success", "data": {"reference": "` + strings.Repeat("x", 100) + `"}}`
+	t.Run("declared length", func(t *testing.T) {
+		sink := memsink.New()
+		rec := post(t, newTestServer(t, sink, small).Handler(), body, signed(body, testKey))
+		if rec.Code != http.StatusRequestEntityTooLarge || len(sink.Messages()) != 0 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	})
+	t.Run("chunked", func(t *testing.T) {
+		sink := memsink.New()
+		req := httptest.NewRequest(http.MethodPost, DefaultWebhookPath, io.MultiReader(strings.NewReader(body)))
+		req.ContentLength = -1
+		req.Header.Set(webhook.HeaderName, *signed(body, testKey))
+		rec := httptest.NewRecorder()
+		newTestServer(t, sink, small).Handler().ServeHTTP(rec, req)
+		if rec.Code != http.StatusRequestEntityTooLarge || len(sink.Messages()) != 0 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	})
+}
+
+func TestMethodNotAllowed(t *testing.T) {
+	s := newTestServer(t, memsink.New(), nil)
+	for _, method := range []string{http.MethodGet, http.MethodPut, http.MethodDelete} {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(method, DefaultWebhookPath, nil))
+		if rec.Code != http.StatusMethodNotAllowed || !strings.Contains(rec.Header().Get("Allow"), "POST") {
+			t.Fatalf("%s: status %d Allow %q", method, rec.Code, rec.Header().Get("Allow"))
+		}
+	}
+}
+
+func TestHealthAndReadiness(t *testing.T) {
+	sink := memsink.New()
+	s := newTestServer(t, sink, nil)
+	get := func(path string) int {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, path, nil))
+		return rec.Code
+	}
+	if get("/healthz") != 200 || get("/readyz") != 200 {
+		t.Fatal("healthz or readyz not 200 with a working sink")
+	}
+	sink.SetErr(sinks.ErrUnavailable)
+	if get("/readyz") != 503 {
+		t.Fatal("readyz not 503 with a failing sink")
+	}
+	if get("/healthz") != 200 {
+		t.Fatal("healthz follows the sink; it must only say the process is alive")
+	}
+}
+
+type fakeValidator struct{ err error }
+
+func (f fakeValidator) Validate(string, []byte) error { return f.err }
+
+func TestSchemaModes(t *testing.T) {
+	body := `{"event": "charge.success", "data": {"reference": "r", "amount": "ten"}}`
+	invalid := fakeValidator{errors.New("data.amount: want integer")}
+	tests := []struct {
+		name        string
+		mode        SchemaMode
+		wantSubject string
+		wantReason  string
+	}{
+		{"off", SchemaOff, "charge.success", ""},
+		{"warn", SchemaWarn, "charge.success", ""},
+		{"enforce", SchemaEnforce, DefaultDeadLetterSubject, sinks.ReasonSchema},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			s := newTestServer(t, sink, func(c *Config) { c.SchemaMode, c.Validator = tt.mode, invalid })
+			if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != 200 {
+				t.Fatalf("status %d: schema failures are never refused", rec.Code)
+			}
+			m := sink.Messages()[0]
+			if m.Subject != tt.wantSubject || m.DeadLetterReason != tt.wantReason {
+				t.Fatalf("subject %q reason %q", m.Subject, m.DeadLetterReason)
+			}
+			if tt.mode == SchemaEnforce && (m.DeadLetterDetail != "data.amount: want integer" || m.Type != "charge.success") {
+				t.Fatalf("detail %q type %q", m.DeadLetterDetail, m.Type)
+			}
+		})
+	}
+}
+
+func TestKeysNeverLogged(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, &slog.HandlerOptions{Level: slog.LevelDebug}))
+	sink := memsink.New()
+	s := newTestServer(t, sink, func(c *Config) { c.Logger = logger })
+	body := `{"event": "charge.success", "data": {"reference": "r"}}`
+	post(t, s.Handler(), body, signed(body, testKey))
+	post(t, s.Handler(), body, signed(body, "wrong"))
+	sink.SetErr(sinks.ErrUnavailable)
+	post(t, s.Handler(), body, signed(body, testKey))
+	logger.Info("decoder", "decoder", s.decoder)
+	if logs.Len() == 0 {
+		t.Fatal("nothing logged")
+	}
+	if strings.Contains(logs.String(), testKey) {
+		t.Fatalf("a key reached the logs:\n%s", logs.String())
+	}
+	for _, field := range []string{"status=200", "status=401", "status=503", "event=charge.success", "latency="} {
+		if !strings.Contains(logs.String(), field) {
+			t.Errorf("request log lacks %s:\n%s", field, logs.String())
+		}
+	}
+}
+
+func TestConfigValidate(t *testing.T) {
+	tests := []struct {
+		name      string
+		edit      func(*Config)
+		wantField string
+	}{
+		{"no keys", func(c *Config) { c.Keys = nil }, "Keys"},
+		{"empty key", func(c *Config) { c.Keys = []string{"a", ""} }, "Keys"},
+		{"relative path", func(c *Config) { c.WebhookPath = "hooks" }, "WebhookPath"},
+		{"reserved path", func(c *Config) { c.WebhookPath = "/readyz" }, "WebhookPath"},
+		{"prefix without dot", func(c *Config) { c.TopicPrefix = "payments" }, "TopicPrefix"},
+		{"prefix wildcard", func(c *Config) { c.TopicPrefix = "pay.*." }, "TopicPrefix"},
+		{"dead letter wildcard", func(c *Config) { c.DeadLetterSubject = "dead.>" }, "DeadLetterSubject"},
+		{"enforce without validator", func(c *Config) { c.SchemaMode = SchemaEnforce }, "SchemaMode"},
+		{"unknown schema mode", func(c *Config) { c.SchemaMode = "strict" }, "SchemaMode"},
+		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Keys: []string{"k"}}
+			tt.edit(&cfg)
+			var fe *FieldError
+			if err := cfg.Validate(); !errors.As(err, &fe) || fe.Field != tt.wantField || !errors.Is(err, ErrConfig) {
+				t.Fatalf("Validate() = %v, want a FieldError on %s", err, tt.wantField)
+			}
+		})
+	}
+	if err := (Config{Keys: []string{"k"}}).Validate(); err != nil {
+		t.Fatalf("defaults: %v", err)
+	}
+}

@@ -1,0 +1,266 @@
+// Package webhook verifies and decodes Senfenico webhook notifications.
+//
+// Senfenico signs a notification with X-Webhook-Hash, the hex SHA-256 of
+// payload+key (a plain hash with the key appended, not an HMAC). Its two
+// official SDKs disagree on the payload: the PHP SDK hashes the raw body, the
+// Python SDK hashes json.dumps(json.loads(body)). A Decoder accepts a body when
+// either rule matches for any configured key, and nothing else.
+//
+// The document the Python rule re-encodes is the document the envelope is read
+// from (package pyjson): no second parser can read the body differently from
+// the one that verified it.
+package webhook
+
+import (
+	"crypto/sha256"
+	"crypto/subtle"
+	"encoding/hex"
+	"errors"
+	"fmt"
+	"hash"
+	"log/slog"
+	"strings"
+	"sync"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/pyjson"
+)
+
+// HeaderName is the HTTP header that carries the signature.
+const HeaderName = "X-Webhook-Hash"
+
+// Errors Decode returns; test them with errors.Is.
+var (
+	// ErrMissingSignature: the request has no X-Webhook-Hash, or an empty one.
+	ErrMissingSignature = errors.New("webhook: missing signature")
+	// ErrBadSignature: the signature matches no key under either SDK's rule.
+	ErrBadSignature = errors.New("webhook: signature does not match")
+	// ErrMalformed: the body is authentic but not a JSON object with a
+	// string "event".
+	ErrMalformed = errors.New("webhook: body is not a JSON object with a string event")
+	// ErrNoKeys: NewDecoder was given no usable key.
+	ErrNoKeys = errors.New("webhook: no signing key")
+)
+
+// Rule names the signature rule that accepted a notification.
+type Rule uint8
+
+const (
+	// RuleRawBody is the PHP SDK's rule: sha256(raw body + key).
+	RuleRawBody Rule = iota + 1
+	// RulePythonJSON is the Python SDK's rule: sha256(json.dumps(json.loads(body)) + key).
+	RulePythonJSON
+)
+
+// String returns the rule's name as used in logs and metrics.
+func (r Rule) String() string {
+	switch r {
+	case RuleRawBody:
+		return "raw_body"
+	case RulePythonJSON:
+		return "python_json"
+	}
+	return "none"
+}
+
+// Notification is a verified notification, decoded.
+type Notification struct {
+	// ID identifies the notification by its content: the first 128 bits of
+	// SHA-256 over the body, in lowercase hex. Senfenico resends the bytes it
+	// signed, so every resend gets the same ID; two notifications that differ
+	// in any byte get different IDs.
+	ID string
+	// Event is the "event" string, decoded. When it holds a lone surrogate
+	// (not representable in UTF-8) it is the raw JSON text between the quotes
+	// and EventValid is false.
+	Event string
+	// EventValid reports that Event is exactly the decoded string.
+	EventValid bool
+	// Data is "data" as standard JSON: the value's bytes as sent, or the
+	// content of the JSON string Senfenico wraps it in. It is nil when the
+	// data cannot be republished as standard JSON; Problem says why.
+	Data []byte
+	// Reference is data.reference when it is a string, else empty.
+	Reference string
+	// Problem is empty when Data is publishable, else a short printable
+	// reason that never quotes the payload.
+	Problem string
+	// Rule is the signature rule that accepted the notification.
+	Rule Rule
+}
+
+// Decoder verifies and decodes notifications. It is safe for concurrent use.
+type Decoder struct {
+	keys    [][]byte
+	scratch sync.Pool // *scratch
+}
+
+// scratch is per-request working memory, pooled so that the common path does
+// not allocate a parse tree per request.
+type scratch struct {
+	doc   pyjson.Document
+	inner pyjson.Document
+	canon []byte
+	str   []byte
+}
+
+// NewDecoder returns a Decoder that accepts signatures made with any of keys
+// (several keys let a key be rotated without a gap). Surrounding white space
+// is trimmed; empty keys are an error, as is an empty list.
+func NewDecoder(keys []string) (*Decoder, error) {
+	if len(keys) == 0 {
+		return nil, ErrNoKeys
+	}
+	d := &Decoder{}
+	for i, k := range keys {
+		k = strings.TrimSpace(k)
+		if k == "" {
+			return nil, fmt.Errorf("%w: key %d of %d is empty", ErrNoKeys, i+1, len(keys))
+		}
+		d.keys = append(d.keys, []byte(k))
+	}
+	d.scratch.New = func() any { return new(scratch) }
+	return d, nil
+}
+
+// LogValue keeps the keys out of logs: only their number is shown.
+func (d *Decoder) LogValue() slog.Value {
+	return slog.StringValue(d.String())
+}
+
+// String describes the Decoder without revealing its keys.
+func (d *Decoder) String() string {
+	return fmt.Sprintf("webhook.Decoder{keys: %d, redacted}", len(d.keys))
+}
+
+// Sign returns the X-Webhook-Hash Senfenico would send for body under key:
+// the lowercase hex SHA-256 of body followed by key.
+func Sign(body []byte, key string) string {
+	h := sha256.New()
+	h.Write(body)
+	h.Write([]byte(key))
+	return hex.EncodeToString(h.Sum(nil))
+}
+
+// Decode verifies signature (the X-Webhook-Hash value) against body and
+// decodes the envelope. It returns ErrMissingSignature, ErrBadSignature or
+// ErrMalformed (wrapped, with a reason that never quotes the body).
+func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
+	if signature == "" {
+		return Notification{}, ErrMissingSignature
+	}
+	var want [sha256.Size]byte
+	if len(signature) != hex.EncodedLen(sha256.Size) {
+		return Notification{}, ErrBadSignature
+	}
+	if _, err := hex.Decode(want[:], []byte(signature)); err != nil {
+		return Notification{}, ErrBadSignature
+	}
+
+	s := d.scratch.Get().(*scratch)
+	defer d.scratch.Put(s)
+
+	// One pass over the body serves both the ID and the raw-body rule: the
+	// digest state after the body is cloned once per key.
+	h := sha256.New()
+	h.Write(body)
+	var sum [sha256.Size]byte
+	n := Notification{ID: hex.EncodeToString(h.Sum(sum[:0])[:16])}
+	if d.matchAny(h, want[:]) {
+		n.Rule = RuleRawBody
+		if err := pyjson.ParseInto(&s.doc, body); err != nil {
+			return Notification{}, fmt.Errorf("%w: %w", ErrMalformed, err)
+		}
+	} else {
+		// The Python rule needs the document; a body it cannot parse cannot
+		// match that rule either, so the signature is wrong.
+		if err := pyjson.ParseInto(&s.doc, body); err != nil {
+			return Notification{}, ErrBadSignature
+		}
+		s.canon = s.doc.AppendPython(s.canon[:0])
+		h.Reset()
+		h.Write(s.canon)
+		if !d.matchAny(h, want[:]) {
+			return Notification{}, ErrBadSignature
+		}
+		n.Rule = RulePythonJSON
+	}
+	if err := s.readEnvelope(&n); err != nil {
+		return Notification{}, err
+	}
+	return n, nil
+}
+
+// matchAny reports whether sha256(prefix+key) equals want for some key,
+// where h holds the state after prefix. Comparisons are constant-time.
+func (d *Decoder) matchAny(h hash.Hash, want []byte) bool {
+	var sum [sha256.Size]byte
+	for _, key := range d.keys {
+		c, err := h.(hash.Cloner).Clone()
+		if err != nil {
+			// Every standard-library hash clones; this guards a FIPS build.
+			panic(fmt.Sprintf("webhook: sha256 state cannot be cloned: %v", err))
+		}
+		c.Write(key)
+		if subtle.ConstantTimeCompare(c.Sum(sum[:0]), want) == 1 {
+			return true
+		}
+	}
+	return false
+}
+
+// readEnvelope fills n from s.doc, which holds the parsed body.
+func (s *scratch) readEnvelope(n *Notification) error {
+	root := s.doc.Root()
+	if root.Kind() != pyjson.KindObject {
+		return fmt.Errorf("%w: top level is not an object", ErrMalformed)
+	}
+	ev, ok := root.Lookup("event")
+	if !ok || ev.Kind() != pyjson.KindString {
+		return fmt.Errorf("%w: no string \"event\"", ErrMalformed)
+	}
+	var valid bool
+	s.str, valid = ev.AppendStr(s.str[:0])
+	if valid {
+		n.Event, n.EventValid = string(s.str), true
+	} else {
+		raw := ev.Raw()
+		n.Event = string(raw[1 : len(raw)-1])
+	}
+
+	data, ok := root.Lookup("data")
+	if !ok {
+		n.Problem = "no \"data\" member"
+		return nil
+	}
+	if data.Kind() == pyjson.KindString {
+		// What Senfenico really sends: the object serialised into a string.
+		inner, ok := data.AppendStr(nil)
+		if !ok {
+			n.Problem = "\"data\" string holds a lone surrogate"
+			return nil
+		}
+		if err := pyjson.ParseInto(&s.inner, inner); err != nil {
+			n.Problem = "\"data\" string is not JSON"
+			return nil
+		}
+		data = s.inner.Root()
+		if !data.Standard() {
+			n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
+			return nil
+		}
+		n.Data = inner
+	} else {
+		if !data.Standard() {
+			n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
+			return nil
+		}
+		n.Data = data.Raw()
+	}
+	if ref, ok := data.Lookup("reference"); ok && ref.Kind() == pyjson.KindString {
+		if b, ok := ref.AppendStr(s.str[:0]); ok {
+			s.str = b
+			n.Reference = string(b)
+		}
+	}
+	return nil
+}

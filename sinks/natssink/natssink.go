@@ -1,0 +1,453 @@
+// Package natssink publishes the bridge's messages to NATS: to a JetStream
+// stream (the default, stored and deduplicated on ce-id) or on core NATS.
+//
+// Each sinks.Message becomes one NATS message on msg.Subject with the body
+// unchanged and CloudEvents binary-mode headers (see the Header* constants).
+package natssink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"slices"
+	"sync"
+	"sync/atomic"
+	"time"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+)
+
+// Header names of a published message (CloudEvents NATS binding, plus the
+// JetStream deduplication id).
+const (
+	HeaderSpecVersion      = "ce-specversion"
+	HeaderID               = "ce-id"
+	HeaderType             = "ce-type"
+	HeaderSource           = "ce-source"
+	HeaderTime             = "ce-time"
+	HeaderContentType      = "content-type"
+	HeaderMsgID            = "Nats-Msg-Id"
+	HeaderDeadLetterReason = "ce-deadletterreason"
+	HeaderDeadLetterDetail = "ce-deadletterdetail"
+)
+
+// Fixed header values.
+const (
+	SpecVersion = "1.0"
+	ContentType = "application/json"
+)
+
+// Sink publishes to one NATS server or cluster. It is safe for concurrent
+// use.
+type Sink struct {
+	cfg    Config
+	log    *slog.Logger
+	nc     *nats.Conn
+	js     jetstream.JetStream
+	stream jetstream.Stream
+
+	// filters is the stream's current subject list ([]string); Publish reads
+	// it without locking, extendMu serialises changes.
+	filters  atomic.Pointer[[]string]
+	extendMu sync.Mutex
+	// stale asks the next uncovered check to re-read the stream, after a
+	// publish found no stream listening (someone changed its subjects).
+	stale atomic.Bool
+
+	mu       sync.Mutex // guards closed and wg.Add against Close
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// New connects to NATS and, in JetStream mode, creates the stream or makes
+// an existing one cover Config.Subjects with at least Config.DedupWindow.
+// A failed connection is retried until ctx ends. Errors wrap ErrConfig,
+// or sinks.ErrUnavailable when the server cannot be reached or refuses.
+func New(ctx context.Context, cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	cfg.Subjects = pruneFilters(cfg.Subjects)
+	log := cfg.Logger
+	if log == nil {
+		log = slog.New(slog.NewTextHandler(io.Discard, nil))
+	}
+	s := &Sink{cfg: cfg, log: log.With("sink", "nats")}
+
+	opts, err := s.options()
+	if err != nil {
+		return nil, err
+	}
+	s.nc, err = connect(ctx, cfg, opts)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Mode == ModeJetStream {
+		if err := s.setupStream(ctx); err != nil {
+			s.nc.Close()
+			return nil, err
+		}
+	}
+	s.log.Info("nats connected", "url", s.nc.ConnectedUrlRedacted(), "mode", cfg.Mode, "stream", cfg.Stream)
+	return s, nil
+}
+
+func (s *Sink) options() ([]nats.Option, error) {
+	c := s.cfg
+	opts := []nats.Option{
+		nats.Name(c.Name),
+		nats.Timeout(c.ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(c.ReconnectWait),
+		// No reconnect buffer: a publish while disconnected must fail, never
+		// sit in a buffer that a lost connection would discard after the
+		// bridge answered 200.
+		nats.ReconnectBufSize(-1),
+		// Detect a dead TCP connection within a minute rather than the
+		// default's four.
+		nats.PingInterval(20 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				s.log.Warn("nats disconnected", "err", err)
+			} else {
+				s.log.Info("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			s.log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			s.log.Info("nats connection closed")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			s.log.Error("nats async error", "err", err)
+		}),
+	}
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: NKeySeedFile: %w", ErrConfig, err)
+		}
+		opts = append(opts, o)
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	return append(opts, c.Options...), nil
+}
+
+// connect retries the initial connection until ctx ends; nats.go's own
+// RetryOnFailedConnect would return a connection that is not up yet.
+func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, error) {
+	for {
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
+			// Retrying cannot fix credentials.
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w", redactURL(cfg.URL), sinks.ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w (gave up: %w)", redactURL(cfg.URL), sinks.ErrUnavailable, err, ctx.Err())
+		case <-time.After(cfg.ReconnectWait):
+		}
+	}
+}
+
+// setupStream creates the stream, or extends an existing one to the
+// configured subjects and dedup window without touching its other settings
+// (an operator may manage them).
+func (s *Sink) setupStream(ctx context.Context) error {
+	js, err := jetstream.New(s.nc)
+	if err != nil {
+		return s.unavailable("setup stream", err)
+	}
+	s.js = js
+	c := s.cfg
+	stream, err := js.Stream(ctx, c.Stream)
+	switch {
+	case errors.Is(err, jetstream.ErrStreamNotFound):
+		subjects := c.Subjects
+		if len(subjects) == 0 {
+			// A stream needs a subject; the families are added as they come.
+			subjects = []string{familyFilter(DefaultDeadLetterSubject)}
+		}
+		stream, err = js.CreateStream(ctx, jetstream.StreamConfig{
+			Name:        c.Stream,
+			Description: "Senfenico webhook events published by senfenico-bridge",
+			Subjects:    subjects,
+			Storage:     jetstream.FileStorage,
+			Retention:   jetstream.LimitsPolicy,
+			Duplicates:  c.DedupWindow,
+			MaxAge:      c.MaxAge,
+			Replicas:    c.Replicas,
+		})
+		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
+			// Another bridge instance created it meanwhile.
+			return s.setupStream(ctx)
+		}
+		if err != nil {
+			return s.unavailable("create stream "+c.Stream, err)
+		}
+		s.log.Info("nats stream created", "stream", c.Stream, "subjects", subjects, "dedup_window", c.DedupWindow)
+	case err != nil:
+		return s.unavailable("stream "+c.Stream, err)
+	default:
+		sc := stream.CachedInfo().Config
+		merged := pruneFilters(append(slices.Clone(sc.Subjects), c.Subjects...))
+		if sc.Duplicates < c.DedupWindow || !sameFilters(merged, sc.Subjects) {
+			if sc.MaxAge > 0 && c.DedupWindow > sc.MaxAge {
+				return s.unavailable("update stream "+c.Stream, fmt.Errorf("its MaxAge %v is shorter than DedupWindow %v", sc.MaxAge, c.DedupWindow))
+			}
+			sc.Subjects = merged
+			sc.Duplicates = max(sc.Duplicates, c.DedupWindow)
+			stream, err = js.UpdateStream(ctx, sc)
+			if err != nil {
+				return s.unavailable("update stream "+c.Stream, err)
+			}
+			s.log.Info("nats stream updated", "stream", c.Stream, "subjects", merged, "dedup_window", sc.Duplicates)
+		}
+	}
+	s.stream = stream
+	subjects := stream.CachedInfo().Config.Subjects
+	s.filters.Store(&subjects)
+	return nil
+}
+
+// DefaultDeadLetterSubject is the bridge's default dead-letter subject; a
+// stream created without Subjects starts with its family.
+const DefaultDeadLetterSubject = "senfenico.unroutable"
+
+func sameFilters(a, b []string) bool {
+	if len(a) != len(b) {
+		return false
+	}
+	for _, f := range a {
+		if !slices.Contains(b, f) {
+			return false
+		}
+	}
+	return true
+}
+
+// cover makes sure the stream listens on subject, adding familyFilter(subject)
+// to it when no filter matches.
+func (s *Sink) cover(ctx context.Context, subject string) error {
+	if !s.stale.Load() && anyCovers(*s.filters.Load(), subject) {
+		return nil
+	}
+	s.extendMu.Lock()
+	defer s.extendMu.Unlock()
+	stale := s.stale.Swap(false)
+	if !stale && anyCovers(*s.filters.Load(), subject) {
+		return nil
+	}
+	info, err := s.stream.Info(ctx)
+	if err != nil {
+		s.stale.Store(stale)
+		return err
+	}
+	sc := info.Config
+	if !anyCovers(sc.Subjects, subject) {
+		filter := familyFilter(subject)
+		sc.Subjects = pruneFilters(append(sc.Subjects, filter))
+		if info, err = s.updateStream(ctx, sc); err != nil {
+			s.stale.Store(true)
+			return fmt.Errorf("add subject %s to stream %s: %w", filter, s.cfg.Stream, err)
+		}
+		s.log.Info("nats stream extended to a new event family", "stream", s.cfg.Stream, "filter", filter, "subject", subject)
+	}
+	subjects := info.Config.Subjects
+	s.filters.Store(&subjects)
+	return nil
+}
+
+func (s *Sink) updateStream(ctx context.Context, sc jetstream.StreamConfig) (*jetstream.StreamInfo, error) {
+	stream, err := s.js.UpdateStream(ctx, sc)
+	if err != nil {
+		return nil, err
+	}
+	return stream.CachedInfo(), nil
+}
+
+// Name returns "nats".
+func (s *Sink) Name() string { return "nats" }
+
+// Connected reports whether the connection to the server is up right now.
+// It does not block; use it for metrics and health pages.
+func (s *Sink) Connected() bool { return s.nc.IsConnected() }
+
+// Publish sends msg and blocks until the server confirmed it: in JetStream
+// mode until the stream's PubAck (the message is stored; Receipt.Duplicate
+// reports a ce-id the stream already held within DedupWindow), in core mode
+// until a flush round trip after it (the server received it). It fails fast
+// while the connection is down. Errors wrap sinks.ErrUnavailable, or
+// sinks.ErrClosed after Close. It is safe for concurrent use.
+func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
+	if !s.enter() {
+		return sinks.Receipt{}, fmt.Errorf("natssink: publish %s: %w", msg.Subject, sinks.ErrClosed)
+	}
+	defer s.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return sinks.Receipt{}, s.publishErr(msg.Subject, fmt.Errorf("connection %s", st))
+	}
+	if s.js == nil {
+		m := encode(msg)
+		if err := s.nc.PublishMsg(m); err != nil {
+			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+		}
+		if err := s.nc.FlushWithContext(ctx); err != nil {
+			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+		}
+		return sinks.Receipt{}, nil
+	}
+	if err := s.cover(ctx, msg.Subject); err != nil {
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	// encode sets Nats-Msg-Id itself rather than through
+	// jetstream.WithMsgID: same header, no per-publish option closure.
+	ack, err := s.js.PublishMsg(ctx, encode(msg))
+	if err != nil {
+		if errors.Is(err, jetstream.ErrNoStreamResponse) {
+			// The stream may have lost this subject; look again next time.
+			s.stale.Store(true)
+		}
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	return sinks.Receipt{Duplicate: ack.Duplicate}, nil
+}
+
+func (s *Sink) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Sink) publishErr(subject string, err error) error {
+	return fmt.Errorf("natssink: publish %s: %w: %w", subject, sinks.ErrUnavailable, err)
+}
+
+func (s *Sink) unavailable(what string, err error) error {
+	return fmt.Errorf("natssink: %s: %w: %w", what, sinks.ErrUnavailable, err)
+}
+
+// encode builds the NATS message for msg. The header values share one
+// backing array to keep a publish at a few allocations.
+func encode(msg *sinks.Message) *nats.Msg {
+	vals := make([]string, 9)
+	h := make(nats.Header, 9)
+	set := func(i int, k, v string) {
+		vals[i] = v
+		h[k] = vals[i : i+1 : i+1]
+	}
+	set(0, HeaderSpecVersion, SpecVersion)
+	set(1, HeaderID, msg.ID)
+	set(2, HeaderType, msg.Type)
+	set(3, HeaderSource, sinks.Source)
+	set(4, HeaderTime, msg.Time.UTC().Format(time.RFC3339Nano))
+	set(5, HeaderContentType, ContentType)
+	set(6, HeaderMsgID, msg.ID)
+	if msg.DeadLetterReason != "" {
+		set(7, HeaderDeadLetterReason, msg.DeadLetterReason)
+	}
+	if msg.DeadLetterDetail != "" {
+		set(8, HeaderDeadLetterDetail, msg.DeadLetterDetail)
+	}
+	return &nats.Msg{Subject: msg.Subject, Header: h, Data: msg.Body}
+}
+
+// Decode turns a message that a Sink published back into a sinks.Message
+// (Key, which NATS does not carry, is left empty). Consumers and tests use
+// it; it fails when ce-time is not RFC 3339.
+func Decode(m *nats.Msg) (sinks.Message, error) {
+	out := sinks.Message{
+		Subject:          m.Subject,
+		ID:               m.Header.Get(HeaderID),
+		Type:             m.Header.Get(HeaderType),
+		Body:             m.Data,
+		DeadLetterReason: m.Header.Get(HeaderDeadLetterReason),
+		DeadLetterDetail: m.Header.Get(HeaderDeadLetterDetail),
+	}
+	t, err := time.Parse(time.RFC3339Nano, m.Header.Get(HeaderTime))
+	if err != nil {
+		return out, fmt.Errorf("natssink: decode %s: ce-time: %w", m.Subject, err)
+	}
+	out.Time = t
+	return out, nil
+}
+
+// Ready returns nil when the connection is up and, in JetStream mode, the
+// stream answers an info request before ctx ends. Errors wrap
+// sinks.ErrUnavailable, or sinks.ErrClosed after Close.
+func (s *Sink) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("natssink: ready: %w", sinks.ErrClosed)
+	}
+	if st := s.nc.Status(); st != nats.CONNECTED {
+		return s.unavailable("ready", fmt.Errorf("connection %s", st))
+	}
+	if s.stream != nil {
+		if _, err := s.stream.Info(ctx); err != nil {
+			return s.unavailable("ready: stream "+s.cfg.Stream, err)
+		}
+	}
+	return nil
+}
+
+// Close stops new publishes (they fail with sinks.ErrClosed), waits for
+// those in flight until ctx ends, then closes the connection. It is
+// idempotent: later calls return nil. It returns ctx's error when publishes
+// were still running; those then fail with sinks.ErrUnavailable.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	done := make(chan struct{})
+	go func() {
+		s.inflight.Wait()
+		close(done)
+	}()
+	var err error
+	select {
+	case <-done:
+	case <-ctx.Done():
+		err = fmt.Errorf("natssink: close: in-flight publishes: %w", ctx.Err())
+	}
+	// Every confirmed publish already had its ack or flush, so nothing is
+	// left to drain.
+	s.nc.Close()
+	return err
+}

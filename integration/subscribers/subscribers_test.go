@@ -1,0 +1,382 @@
+package subscribers_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/rand"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"fmt"
+	"os"
+	"os/exec"
+	"path/filepath"
+	"slices"
+	"strings"
+	"sync"
+	"syscall"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
+	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
+)
+
+// event is one published notification and the line a subscriber must print
+// for it.
+type event struct {
+	name      string // event name, the ce-type
+	reference string
+	body      []byte
+	id        string
+	valid     bool
+}
+
+// newEvent builds the body the bridge publishes: data decoded to an object,
+// Python-style separators at the top level.
+func newEvent(t *testing.T, name, data string, valid bool) event {
+	t.Helper()
+	var fields struct {
+		Reference string `json:"reference"`
+	}
+	if err := json.Unmarshal([]byte(data), &fields); err != nil {
+		t.Fatalf("data of %s: %v", name, err)
+	}
+	body := []byte(`{"event": "` + name + `", "data": ` + data + `}`)
+	sum := sha256.Sum256(body)
+	return event{name: name, reference: fields.Reference, body: body, id: hex.EncodeToString(sum[:16]), valid: valid}
+}
+
+// vectorData returns the decoded data of the routable vectors, by event name;
+// when several share a name, the first wins.
+func vectorData(t *testing.T) map[string]string {
+	t.Helper()
+	out := make(map[string]string)
+	for _, v := range vectors.Load().Vectors {
+		if v.Event == "" || out[v.Event] != "" {
+			continue
+		}
+		var req struct {
+			Data json.RawMessage `json:"data"`
+		}
+		if err := json.Unmarshal([]byte(v.Body), &req); err != nil {
+			t.Fatalf("vector %s: %v", v.Name, err)
+		}
+		data := string(req.Data)
+		var s string
+		if json.Unmarshal(req.Data, &s) == nil {
+			data = s
+		}
+		out[v.Event] = data
+	}
+	return out
+}
+
+// withReference returns data with another reference, so one event name can
+// carry several distinct notifications.
+func withReference(t *testing.T, data, ref string) string {
+	t.Helper()
+	var m map[string]json.RawMessage
+	if err := json.Unmarshal([]byte(data), &m); err != nil {
+		t.Fatal(err)
+	}
+	m["reference"] = json.RawMessage(`"` + ref + `"`)
+	out, err := json.Marshal(m)
+	if err != nil {
+		t.Fatal(err)
+	}
+	return string(out)
+}
+
+func randomHex(t *testing.T, n int) string {
+	t.Helper()
+	b := make([]byte, n)
+	if _, err := rand.Read(b); err != nil {
+		t.Fatal(err)
+	}
+	return hex.EncodeToString(b)
+}
+
+func randomUUID(t *testing.T) string {
+	h := randomHex(t, 16)
+	return h[:8] + "-" + h[8:12] + "-" + h[12:16] + "-" + h[16:20] + "-" + h[20:]
+}
+
+func startNATS(t *testing.T) string {
+	t.Helper()
+	s, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoLog: true, NoSigs: true})
+	if err != nil {
+		t.Fatalf("nats server: %v", err)
+	}
+	go s.Start()
+	if !s.ReadyForConnections(10 * time.Second) {
+		t.Fatal("nats server not ready")
+	}
+	t.Cleanup(s.Shutdown)
+	return s.ClientURL()
+}
+
+// natsMsg carries the contract's headers; withMsgID false leaves out
+// Nats-Msg-Id, which stands for a resend arriving after the stream's
+// duplicate window.
+func natsMsg(subject string, e event, withMsgID bool) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Data = e.body
+	m.Header.Set("ce-specversion", "1.0")
+	m.Header.Set("ce-id", e.id)
+	m.Header.Set("ce-type", e.name)
+	m.Header.Set("ce-source", "senfenico")
+	m.Header.Set("ce-time", time.Now().UTC().Format(time.RFC3339Nano))
+	m.Header.Set("content-type", "application/json")
+	if withMsgID {
+		m.Header.Set(nats.MsgIdHdr, e.id)
+	}
+	return m
+}
+
+// subscriber is one implementation under test.
+type subscriber struct {
+	lang string
+	cmd  []string
+}
+
+// prepare runs the three setups at once (they are independent and mostly
+// wait on the network the first time) and returns the commands to run.
+func prepare(t *testing.T) []subscriber {
+	t.Helper()
+	for _, tool := range []string{"python3", "node", "npm", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed by the subscriber tests: %v", tool, err)
+		}
+	}
+	bin := filepath.Join(t.TempDir(), "subscriber-go")
+	steps := map[string]*exec.Cmd{
+		"go":     exec.Command("go", "build", "-o", bin, "./go"),
+		"python": exec.Command("./python/setup.sh"),
+		"node":   exec.Command("./node/setup.sh"),
+	}
+	var wg sync.WaitGroup
+	errs := make(map[string]error)
+	var mu sync.Mutex
+	for name, cmd := range steps {
+		wg.Add(1)
+		go func() {
+			defer wg.Done()
+			out, err := cmd.CombinedOutput()
+			if err != nil {
+				mu.Lock()
+				errs[name] = fmt.Errorf("%v\n%s", err, out)
+				mu.Unlock()
+			}
+		}()
+	}
+	wg.Wait()
+	for name, err := range errs {
+		t.Errorf("setup of the %s subscriber: %v", name, err)
+	}
+	if t.Failed() {
+		t.FailNow()
+	}
+	return []subscriber{
+		{lang: "go", cmd: []string{bin}},
+		{lang: "python", cmd: []string{"./python/.venv/bin/python", "python/subscriber.py"}},
+		{lang: "node", cmd: []string{"node", "node/subscriber.js"}},
+	}
+}
+
+// syncBuffer is written by a child process and polled by the test.
+type syncBuffer struct {
+	mu  sync.Mutex
+	buf bytes.Buffer
+}
+
+func (b *syncBuffer) Write(p []byte) (int, error) {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.Write(p)
+}
+
+func (b *syncBuffer) String() string {
+	b.mu.Lock()
+	defer b.mu.Unlock()
+	return b.buf.String()
+}
+
+// start runs a subscriber with args; the process is killed when the test ends.
+func start(t *testing.T, s subscriber, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+	t.Helper()
+	cmd := exec.Command(s.cmd[0], append(slices.Clone(s.cmd[1:]), args...)...)
+	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
+	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	cmd.Stdout, cmd.Stderr = stdout, stderr
+	if err := cmd.Start(); err != nil {
+		t.Fatalf("start %s: %v", s.lang, err)
+	}
+	t.Cleanup(func() {
+		if cmd.ProcessState == nil {
+			_ = cmd.Process.Kill()
+			_ = cmd.Wait()
+		}
+	})
+	return cmd, stdout, stderr
+}
+
+// wait waits for cmd to exit within d and returns its exit code.
+func wait(t *testing.T, cmd *exec.Cmd, d time.Duration, stderr *syncBuffer) int {
+	t.Helper()
+	done := make(chan error, 1)
+	go func() { done <- cmd.Wait() }()
+	select {
+	case err := <-done:
+		if err != nil && cmd.ProcessState == nil {
+			t.Fatalf("wait: %v", err)
+		}
+		return cmd.ProcessState.ExitCode()
+	case <-time.After(d):
+		_ = cmd.Process.Kill()
+		<-done
+		t.Fatalf("%s did not exit within %s; stderr:\n%s", cmd.Path, d, stderr)
+		return -1
+	}
+}
+
+// expectation is the line a subscriber must print for one ce-id.
+type expectation struct {
+	brokers   []string
+	subject   string
+	reference string
+	validity  string
+}
+
+func TestSubscribers(t *testing.T) {
+	subs := prepare(t)
+	data := vectorData(t)
+	natsURL := startNATS(t)
+	nc, err := nats.Connect(natsURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Minute)
+	t.Cleanup(cancel)
+
+	prefix := "t" + randomHex(t, 4) + "."
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "SENFENICO", Subjects: []string{prefix + ">"}}); err != nil {
+		t.Fatal(err)
+	}
+
+	invalid := withReference(t, data["charge.success"], randomUUID(t))
+	invalid = strings.Replace(invalid, `"amount":2000`, `"amount":"2000"`, 1)
+	natsEvents := []event{
+		newEvent(t, "checkout.pending", data["checkout.pending"], true),
+		newEvent(t, "checkout.success", data["checkout.success"], true),
+		newEvent(t, "charge.success", data["charge.success"], true),
+		newEvent(t, "charge.success", invalid, false),
+		newEvent(t, "settlement.success", data["settlement.success"], true),
+	}
+	// Published on every broker: a consumer of several prints it once.
+	shared := newEvent(t, "payout.success", `{"reference": "`+randomUUID(t)+`", "amount": 10, "note": "a family the schemas do not know yet"}`, true)
+
+	expect := make(map[string]expectation)
+	publish := func(e event, withMsgID, wantDuplicate bool) {
+		t.Helper()
+		ack, err := js.PublishMsg(ctx, natsMsg(prefix+e.name, e, withMsgID))
+		if err != nil {
+			t.Fatalf("publish %s: %v", e.name, err)
+		}
+		if ack.Duplicate != wantDuplicate {
+			t.Fatalf("publish %s: duplicate %t, want %t", e.name, ack.Duplicate, wantDuplicate)
+		}
+		if !wantDuplicate && withMsgID {
+			exp := expect[e.id]
+			exp.brokers = append(exp.brokers, "nats")
+			exp.subject, exp.reference, exp.validity = prefix+e.name, e.reference, map[bool]string{true: "valid", false: "invalid"}[e.valid]
+			expect[e.id] = exp
+		}
+	}
+	publish(natsEvents[0], true, false)
+	publish(natsEvents[1], true, false)
+	// A resend within the window never reaches the stream ...
+	publish(natsEvents[0], true, true)
+	publish(shared, true, false)
+	// ... one after it does, and only the subscriber's dedup drops it. Some
+	// unique event must follow it, so that --count cannot end a subscriber
+	// before the duplicate was read.
+	publish(natsEvents[1], false, false)
+	publish(natsEvents[2], true, false)
+	publish(natsEvents[3], true, false)
+	publish(natsEvents[4], true, false)
+
+	for _, s := range subs {
+		t.Run(s.lang, func(t *testing.T) {
+			t.Parallel()
+			cmd, stdout, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+">",
+				"--durable", s.lang+"-count", "--count", fmt.Sprint(len(expect)))
+			if code := wait(t, cmd, 90*time.Second, stderr); code != 0 {
+				t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+			}
+			checkLines(t, stdout.String(), expect)
+		})
+		t.Run(s.lang+"-sigterm", func(t *testing.T) {
+			t.Parallel()
+			cmd, _, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+"never.>", "--durable", s.lang+"-term")
+			waitFor(t, 60*time.Second, func() bool { return strings.Contains(stderr.String(), "subscriber ready") }, stderr)
+			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
+				t.Fatal(err)
+			}
+			if code := wait(t, cmd, 20*time.Second, stderr); code != 0 {
+				t.Fatalf("exit code %d after SIGTERM; stderr:\n%s", code, stderr)
+			}
+		})
+	}
+}
+
+func waitFor(t *testing.T, d time.Duration, cond func() bool, stderr *syncBuffer) {
+	t.Helper()
+	deadline := time.Now().Add(d)
+	for !cond() {
+		if time.Now().After(deadline) {
+			t.Fatalf("condition not met within %s; stderr:\n%s", d, stderr)
+		}
+		time.Sleep(20 * time.Millisecond)
+	}
+}
+
+// checkLines asserts that out holds exactly one well-formed line per
+// expected ce-id, and nothing else.
+func checkLines(t *testing.T, out string, expect map[string]expectation) {
+	t.Helper()
+	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
+	got := make(map[string]int)
+	for _, line := range lines {
+		f := strings.Split(line, " ")
+		if len(f) != 5 {
+			t.Errorf("malformed line %q", line)
+			continue
+		}
+		broker, subject, id, ref, validity := f[0], f[1], f[2], f[3], f[4]
+		got[id]++
+		exp, ok := expect[id]
+		switch {
+		case !ok:
+			t.Errorf("unexpected line %q", line)
+		case !slices.Contains(exp.brokers, broker) || subject != exp.subject || ref != exp.reference || validity != exp.validity:
+			t.Errorf("line %q, want broker in %v, subject %s, reference %s, %s", line, exp.brokers, exp.subject, exp.reference, exp.validity)
+		}
+	}
+	for id := range expect {
+		if got[id] != 1 {
+			t.Errorf("ce-id %s printed %d times, want once", id, got[id])
+		}
+	}
+	if t.Failed() {
+		t.Logf("output:\n%s", out)
+	}
+}

@@ -62,6 +62,11 @@ HAND = [
     ("fees", b'30.5'), ("amount as float", b'2000.0'), ("e after frac", b'2.5E-3'),
     ("1e22", b'1e22'), ("1e23", b'1e23'), ("9007199254740993", b'9007199254740993.0'),
     ("2^63", b'9223372036854775808'), ("-2^63-1", b'-9223372036854775809'),
+    ("huge exponent", b'1e99999999999999999999'), ("huge negative exponent", b'-1e-99999999999999999999'),
+    ("zero huge exponent", b'0e99999999999'), ("many frac zeros", b'0.' + b'0' * 500 + b'1e400'),
+    ("many int zeros", b'1' + b'0' * 400 + b'e-400'), ("long int with exp", b'123456789012345678901234567890e-10'),
+    ("half min subnormal up", b'2.4703282292062328e-324'), ("half min subnormal down", b'2.4703282292062327e-324'),
+    ("max float rounding", b'1.7976931348623158e308'), ("max float overflow", b'1.7976931348623159e308'),
     # strings
     ("all simple escapes", b'"\\" \\\\ \\/ \\b \\f \\n \\r \\t"'), ("bad escape", b'"\\a"'),
     ("escape x", b'"\\x41"'), ("escape u short", b'"\\u12"'), ("escape u bad hex", b'"\\u12g4"'),

@@ -21,6 +21,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
+	"github.com/segmentio/kafka-go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
@@ -135,6 +136,24 @@ func natsMsg(subject string, e event, withMsgID bool) *nats.Msg {
 		m.Header.Set(nats.MsgIdHdr, e.id)
 	}
 	return m
+}
+
+// kafkaMsg carries the contract's headers (CloudEvents Kafka binding) and
+// the reference as key.
+func kafkaMsg(topic string, e event) kafka.Message {
+	return kafka.Message{
+		Topic: topic,
+		Key:   []byte(e.reference),
+		Value: e.body,
+		Headers: []kafka.Header{
+			{Key: "ce_specversion", Value: []byte("1.0")},
+			{Key: "ce_id", Value: []byte(e.id)},
+			{Key: "ce_type", Value: []byte(e.name)},
+			{Key: "ce_source", Value: []byte("senfenico")},
+			{Key: "ce_time", Value: []byte(time.Now().UTC().Format(time.RFC3339Nano))},
+			{Key: "content-type", Value: []byte("application/json")},
+		},
+	}
 }
 
 // subscriber is one implementation under test.
@@ -285,6 +304,12 @@ func TestSubscribers(t *testing.T) {
 	shared := newEvent(t, "payout.success", `{"reference": "`+randomUUID(t)+`", "amount": 10, "note": "a family the schemas do not know yet"}`, true)
 
 	expect := make(map[string]expectation)
+	note := func(broker, subject string, e event) {
+		exp := expect[e.id]
+		exp.brokers = append(exp.brokers, broker)
+		exp.subject, exp.reference, exp.validity = subject, e.reference, map[bool]string{true: "valid", false: "invalid"}[e.valid]
+		expect[e.id] = exp
+	}
 	publish := func(e event, withMsgID, wantDuplicate bool) {
 		t.Helper()
 		ack, err := js.PublishMsg(ctx, natsMsg(prefix+e.name, e, withMsgID))
@@ -295,10 +320,7 @@ func TestSubscribers(t *testing.T) {
 			t.Fatalf("publish %s: duplicate %t, want %t", e.name, ack.Duplicate, wantDuplicate)
 		}
 		if !wantDuplicate && withMsgID {
-			exp := expect[e.id]
-			exp.brokers = append(exp.brokers, "nats")
-			exp.subject, exp.reference, exp.validity = prefix+e.name, e.reference, map[bool]string{true: "valid", false: "invalid"}[e.valid]
-			expect[e.id] = exp
+			note("nats", prefix+e.name, e)
 		}
 	}
 	publish(natsEvents[0], true, false)
@@ -314,11 +336,48 @@ func TestSubscribers(t *testing.T) {
 	publish(natsEvents[3], true, false)
 	publish(natsEvents[4], true, false)
 
+	// Kafka: every topic that holds a duplicate has a unique event after it,
+	// for the same reason as above (one partition keeps them in order).
+	brokers := kafkaBrokers(t)
+	failed := newEvent(t, "charge.failed", data["charge.failed"], true)
+	kafkaInvalid := newEvent(t, "checkout.success", strings.Replace(withReference(t, data["checkout.success"], randomUUID(t)), `"live_mode":false`, `"live_mode":"false"`, 1), false)
+	records := []struct {
+		e         event
+		duplicate bool
+	}{
+		{e: failed},
+		{e: failed, duplicate: true},
+		{e: newEvent(t, "charge.failed", withReference(t, data["charge.failed"], randomUUID(t)), true)},
+		{e: newEvent(t, "transfer.success", data["transfer.success"], true)},
+		{e: shared, duplicate: true},
+		{e: newEvent(t, "payout.success", `{"reference": "`+randomUUID(t)+`", "amount": 20}`, true)},
+		{e: kafkaInvalid},
+	}
+	var topics []string
+	for _, r := range records {
+		if topic := prefix + r.e.name; !slices.Contains(topics, topic) {
+			topics = append(topics, topic)
+			createTopic(t, brokers, topic)
+		}
+	}
+	w := &kafka.Writer{Addr: kafka.TCP(brokers), RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Hash{}}
+	t.Cleanup(func() { _ = w.Close() })
+	for _, r := range records {
+		// One write per record keeps their order within each topic.
+		if err := w.WriteMessages(ctx, kafkaMsg(prefix+r.e.name, r.e)); err != nil {
+			t.Fatalf("kafka write %s: %v", r.e.name, err)
+		}
+		if !r.duplicate || r.e.id == shared.id {
+			note("kafka", prefix+r.e.name, r.e)
+		}
+	}
+
 	for _, s := range subs {
 		t.Run(s.lang, func(t *testing.T) {
 			t.Parallel()
 			cmd, stdout, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+">",
-				"--durable", s.lang+"-count", "--count", fmt.Sprint(len(expect)))
+				"--durable", s.lang+"-count", "--kafka", brokers, "--topics", strings.Join(topics, ","),
+				"--group", prefix+s.lang+"-count", "--count", fmt.Sprint(len(expect)))
 			if code := wait(t, cmd, 90*time.Second, stderr); code != 0 {
 				t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
 			}
@@ -326,7 +385,8 @@ func TestSubscribers(t *testing.T) {
 		})
 		t.Run(s.lang+"-sigterm", func(t *testing.T) {
 			t.Parallel()
-			cmd, _, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+"never.>", "--durable", s.lang+"-term")
+			cmd, _, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+"never.>", "--durable", s.lang+"-term",
+				"--kafka", brokers, "--topics", strings.Join(topics, ","), "--group", prefix+s.lang+"-term")
 			waitFor(t, 60*time.Second, func() bool { return strings.Contains(stderr.String(), "subscriber ready") }, stderr)
 			if err := cmd.Process.Signal(syscall.SIGTERM); err != nil {
 				t.Fatal(err)
@@ -378,5 +438,27 @@ func checkLines(t *testing.T, out string, expect map[string]expectation) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
+	}
+}
+
+// kafkaBrokers returns the address of the test broker.
+func kafkaBrokers(t *testing.T) string {
+	t.Helper()
+	addr := os.Getenv("KAFKA_BROKERS")
+	if addr == "" {
+		t.Fatal("KAFKA_BROKERS not set")
+	}
+	return addr
+}
+
+func createTopic(t *testing.T, brokers, topic string) {
+	t.Helper()
+	c := &kafka.Client{Addr: kafka.TCP(brokers)}
+	resp, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := resp.Errors[topic]; err != nil {
+		t.Fatal(err)
 	}
 }

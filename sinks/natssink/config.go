@@ -188,32 +188,32 @@ func (c Config) Validate() error {
 	c = c.withDefaults()
 	var errs []error
 	if c.URL == "" && len(c.Options) == 0 {
-		errs = append(errs, errors.New("URL is required"))
+		errs = append(errs, errors.New("field URL is required"))
 	}
 	switch c.Mode {
 	case ModeJetStream, ModeCore:
 	default:
-		errs = append(errs, fmt.Errorf("Mode %q: want %q or %q", c.Mode, ModeJetStream, ModeCore))
+		errs = append(errs, fmt.Errorf("field Mode %q: want %q or %q", c.Mode, ModeJetStream, ModeCore))
 	}
 	if c.Mode == ModeJetStream {
 		if strings.ContainsAny(c.Stream, " \t\r\n.*>/\\") {
-			errs = append(errs, fmt.Errorf("Stream %q: a stream name has no whitespace, '.', '*', '>', '/' or '\\'", c.Stream))
+			errs = append(errs, fmt.Errorf("field Stream %q: a stream name has no whitespace, '.', '*', '>', '/' or '\\'", c.Stream))
 		}
 		for _, s := range c.Subjects {
 			if !validSubject(s, true) {
-				errs = append(errs, fmt.Errorf("Subjects: %q is not a valid subject filter", s))
+				errs = append(errs, fmt.Errorf("field Subjects: %q is not a valid subject filter", s))
 			} else if s == ">" || strings.HasPrefix(s, "*") || strings.HasPrefix(s, "$") {
-				errs = append(errs, fmt.Errorf("Subjects: %q overlaps the JetStream API; nats-server refuses it for a stream", s))
+				errs = append(errs, fmt.Errorf("field Subjects: %q overlaps the JetStream API; nats-server refuses it for a stream", s))
 			}
 		}
 		if c.DedupWindow < 0 || c.MaxAge < 0 {
-			errs = append(errs, errors.New("DedupWindow and MaxAge must not be negative"))
+			errs = append(errs, errors.New("fields DedupWindow and MaxAge must not be negative"))
 		}
 		if c.MaxAge > 0 && c.DedupWindow > c.MaxAge {
-			errs = append(errs, fmt.Errorf("DedupWindow %v exceeds MaxAge %v", c.DedupWindow, c.MaxAge))
+			errs = append(errs, fmt.Errorf("field DedupWindow %v exceeds MaxAge %v", c.DedupWindow, c.MaxAge))
 		}
 		if c.Replicas < 1 || c.Replicas > 5 {
-			errs = append(errs, fmt.Errorf("Replicas %d: want 1 to 5", c.Replicas))
+			errs = append(errs, fmt.Errorf("field Replicas %d: want 1 to 5", c.Replicas))
 		}
 	}
 	auth := 0
@@ -226,13 +226,13 @@ func (c Config) Validate() error {
 		errs = append(errs, errors.New("set at most one of CredsFile, NKeySeedFile, Token, User/Password"))
 	}
 	if (c.User == "") != (c.Password == "") {
-		errs = append(errs, errors.New("User and Password go together"))
+		errs = append(errs, errors.New("fields User and Password go together"))
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		errs = append(errs, errors.New("CertFile and KeyFile go together"))
+		errs = append(errs, errors.New("fields CertFile and KeyFile go together"))
 	}
 	if c.ConnectTimeout < 0 || c.ReconnectWait < 0 {
-		errs = append(errs, errors.New("ConnectTimeout and ReconnectWait must not be negative"))
+		errs = append(errs, errors.New("fields ConnectTimeout and ReconnectWait must not be negative"))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)

@@ -67,7 +67,7 @@ type EmbeddedConfig struct {
 func (c EmbeddedConfig) Validate() error {
 	var errs []error
 	if c.StoreDir == "" {
-		errs = append(errs, errors.New("StoreDir is required"))
+		errs = append(errs, errors.New("field StoreDir is required"))
 	}
 	if c.Listen != "" {
 		if _, _, err := splitListen(c.Listen); err != nil {
@@ -75,10 +75,10 @@ func (c EmbeddedConfig) Validate() error {
 		}
 	}
 	if c.MaxPayload < 0 {
-		errs = append(errs, fmt.Errorf("MaxPayload %d is negative", c.MaxPayload))
+		errs = append(errs, fmt.Errorf("field MaxPayload %d is negative", c.MaxPayload))
 	}
 	if c.ReadyTimeout < 0 {
-		errs = append(errs, fmt.Errorf("ReadyTimeout %v is negative", c.ReadyTimeout))
+		errs = append(errs, fmt.Errorf("field ReadyTimeout %v is negative", c.ReadyTimeout))
 	}
 	if err := errors.Join(errs...); err != nil {
 		return fmt.Errorf("%w: %w", ErrConfig, err)
@@ -89,11 +89,11 @@ func (c EmbeddedConfig) Validate() error {
 func splitListen(listen string) (string, int, error) {
 	host, portText, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", 0, fmt.Errorf("Listen %q: %w", listen, err)
+		return "", 0, fmt.Errorf("field Listen %q: %w", listen, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < -1 || port > 65535 {
-		return "", 0, fmt.Errorf("Listen %q: bad port", listen)
+		return "", 0, fmt.Errorf("field Listen %q: bad port", listen)
 	}
 	if port == 0 {
 		// nats-server reads 0 as "the default port 4222"; -1 is its

@@ -23,6 +23,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/segmentio/kafka-go"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
 
@@ -162,9 +163,10 @@ type subscriber struct {
 	cmd  []string
 }
 
-// prepare runs the three setups at once (they are independent and mostly
-// wait on the network the first time) and returns the commands to run.
-func prepare(t *testing.T) []subscriber {
+// prepare starts the three setups at once (they are independent and mostly
+// wait on the network the first time); the returned function waits for them
+// and returns the commands to run.
+func prepare(t *testing.T) func() []subscriber {
 	t.Helper()
 	for _, tool := range []string{"python3", "node", "npm", "go"} {
 		if _, err := exec.LookPath(tool); err != nil {
@@ -192,17 +194,20 @@ func prepare(t *testing.T) []subscriber {
 			}
 		}()
 	}
-	wg.Wait()
-	for name, err := range errs {
-		t.Errorf("setup of the %s subscriber: %v", name, err)
-	}
-	if t.Failed() {
-		t.FailNow()
-	}
-	return []subscriber{
-		{lang: "go", cmd: []string{bin}},
-		{lang: "python", cmd: []string{"./python/.venv/bin/python", "python/subscriber.py"}},
-		{lang: "node", cmd: []string{"node", "node/subscriber.js"}},
+	return func() []subscriber {
+		t.Helper()
+		wg.Wait()
+		for name, err := range errs {
+			t.Errorf("setup of the %s subscriber: %v", name, err)
+		}
+		if t.Failed() {
+			t.FailNow()
+		}
+		return []subscriber{
+			{lang: "go", cmd: []string{bin}},
+			{lang: "python", cmd: []string{"./python/.venv/bin/python", "python/subscriber.py"}},
+			{lang: "node", cmd: []string{"node", "node/subscriber.js"}},
+		}
 	}
 }
 
@@ -271,7 +276,10 @@ type expectation struct {
 }
 
 func TestSubscribers(t *testing.T) {
-	subs := prepare(t)
+	ready := prepare(t)
+	// The broker starts while the setups run.
+	kb := kafkatest.FromEnv(t)
+	brokers := kb.Addr()
 	data := vectorData(t)
 	natsURL := startNATS(t)
 	nc, err := nats.Connect(natsURL)
@@ -338,7 +346,6 @@ func TestSubscribers(t *testing.T) {
 
 	// Kafka: every topic that holds a duplicate has a unique event after it,
 	// for the same reason as above (one partition keeps them in order).
-	brokers := kafkaBrokers(t)
 	failed := newEvent(t, "charge.failed", data["charge.failed"], true)
 	kafkaInvalid := newEvent(t, "checkout.success", strings.Replace(withReference(t, data["checkout.success"], randomUUID(t)), `"live_mode":false`, `"live_mode":"false"`, 1), false)
 	records := []struct {
@@ -357,7 +364,7 @@ func TestSubscribers(t *testing.T) {
 	for _, r := range records {
 		if topic := prefix + r.e.name; !slices.Contains(topics, topic) {
 			topics = append(topics, topic)
-			createTopic(t, brokers, topic)
+			kb.CreateTopic(t, topic, 1)
 		}
 	}
 	w := &kafka.Writer{Addr: kafka.TCP(brokers), RequiredAcks: kafka.RequireAll, BatchTimeout: 5 * time.Millisecond, Balancer: &kafka.Hash{}}
@@ -372,7 +379,7 @@ func TestSubscribers(t *testing.T) {
 		}
 	}
 
-	for _, s := range subs {
+	for _, s := range ready() {
 		t.Run(s.lang, func(t *testing.T) {
 			t.Parallel()
 			cmd, stdout, stderr := start(t, s, "--nats", natsURL, "--subjects", prefix+">",
@@ -438,27 +445,5 @@ func checkLines(t *testing.T, out string, expect map[string]expectation) {
 	}
 	if t.Failed() {
 		t.Logf("output:\n%s", out)
-	}
-}
-
-// kafkaBrokers returns the address of the test broker.
-func kafkaBrokers(t *testing.T) string {
-	t.Helper()
-	addr := os.Getenv("KAFKA_BROKERS")
-	if addr == "" {
-		t.Fatal("KAFKA_BROKERS not set")
-	}
-	return addr
-}
-
-func createTopic(t *testing.T, brokers, topic string) {
-	t.Helper()
-	c := &kafka.Client{Addr: kafka.TCP(brokers)}
-	resp, err := c.CreateTopics(context.Background(), &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{Topic: topic, NumPartitions: 1, ReplicationFactor: 1}}})
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := resp.Errors[topic]; err != nil {
-		t.Fatal(err)
 	}
 }

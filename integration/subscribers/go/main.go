@@ -238,6 +238,10 @@ func consumeKafka(ctx context.Context, cfg config, out chan<- delivery, errs cha
 		GroupTopics: cfg.topics,
 		StartOffset: kafka.FirstOffset,
 		MaxWait:     500 * time.Millisecond,
+		// The first join attempt fails against our Kafka 4 broker (measured:
+		// every start took 5 s more) and is retried after this backoff,
+		// 5 s by default.
+		JoinGroupBackoff: 200 * time.Millisecond,
 	})
 	done := make(chan struct{})
 	go func() {

@@ -168,17 +168,22 @@ async def start_nats(args, queue: asyncio.Queue):
     sub = await js.pull_subscribe_bind(durable=args.durable, stream=args.stream)
 
     async def pump():
-        while True:
-            try:
-                msgs = await sub.fetch(16, timeout=1)
-            except (nats.errors.TimeoutError, asyncio.TimeoutError):
-                continue
-            for m in msgs:
-                headers = m.headers or {}
-                await queue.put(
-                    Delivery("nats", m.subject, headers.get("ce-id", ""),
-                             headers.get("ce-type", ""), m.data, m.ack)
-                )
+        try:
+            while True:
+                try:
+                    msgs = await sub.fetch(16, timeout=1)
+                except (nats.errors.TimeoutError, asyncio.TimeoutError):
+                    continue
+                for m in msgs:
+                    headers = m.headers or {}
+                    await queue.put(
+                        Delivery("nats", m.subject, headers.get("ce-id", ""),
+                                 headers.get("ce-type", ""), m.data, m.ack)
+                    )
+        except asyncio.CancelledError:
+            raise
+        except Exception as err:  # noqa: BLE001 - any failure ends the subscriber
+            await queue.put(RuntimeError(f"nats: {err!r}"))
 
     return nc, asyncio.create_task(pump())
 
@@ -203,6 +208,9 @@ def kafka_loop(args, loop, queue: asyncio.Queue, stop: threading.Event):
                     asyncio.run_coroutine_threadsafe(
                         queue.put(RuntimeError(f"kafka: {m.error()}")), loop)
                     return
+                # librdkafka retries the others (broker down, topic not yet
+                # created) by itself.
+                print(f"subscriber: kafka: {m.error()}", file=sys.stderr, flush=True)
                 continue
             headers = {k: (v or b"").decode("utf-8", "replace") for k, v in (m.headers() or [])}
             printed = threading.Event()

@@ -317,6 +317,12 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		if err := s.nc.PublishMsg(m); err != nil {
 			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 		}
+		if _, ok := ctx.Deadline(); !ok {
+			// FlushWithContext refuses a context without a deadline.
+			var cancel context.CancelFunc
+			ctx, cancel = context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+			defer cancel()
+		}
 		if err := s.nc.FlushWithContext(ctx); err != nil {
 			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 		}

@@ -96,6 +96,7 @@ func Run(t *testing.T, h Harness) {
 			{name: "ConcurrentPublishExactlyOnce", run: s.testConcurrent},
 			{name: "SameIDTwice", run: s.testSameIDTwice},
 			{name: "CancelledContext", run: s.testCancelledContext},
+			{name: "ContextWithoutDeadline", run: s.testNoDeadline},
 			{name: "Ready", run: s.testReady},
 			{name: "PublishAfterClose", run: s.testPublishAfterClose},
 			{name: "CloseTwice", run: s.testCloseTwice},
@@ -387,6 +388,18 @@ func (s *suite) testCancelledContext(t *testing.T) {
 	// The sink stays usable after a caller gave up.
 	next := NewMessage(subject)
 	s.publishOK(t, sink, next)
+}
+
+// testNoDeadline: a caller's context need not carry a deadline; the sink
+// then bounds the wait itself.
+func (s *suite) testNoDeadline(t *testing.T) {
+	sink := s.h.New(t)
+	subject := s.h.Subject(t)
+	m := NewMessage(subject)
+	if _, err := sink.Publish(context.Background(), m); err != nil {
+		t.Fatalf("Publish with a context without deadline = %v, want nil", err)
+	}
+	s.fetchExactly(t, subject, m)
 }
 
 func (s *suite) testReady(t *testing.T) {

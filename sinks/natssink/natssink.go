@@ -94,7 +94,12 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 			return nil, err
 		}
 	}
-	s.log.Info("nats connected", "url", s.nc.ConnectedUrlRedacted(), "mode", cfg.Mode, "stream", cfg.Stream)
+	url := s.nc.ConnectedUrlRedacted()
+	if cfg.URL == "" {
+		// nats.go reports its default URL for an in-process connection.
+		url = "in-process"
+	}
+	s.log.Info("nats connected", "url", url, "mode", cfg.Mode, "stream", cfg.Stream)
 	return s, nil
 }
 

@@ -1,0 +1,218 @@
+// Command senfenico-bridge receives Senfenico's payment webhooks, verifies
+// them, and publishes every event to NATS or Kafka under a subject named after
+// it. Run with no subcommand (or "serve") to start the daemon; see --help.
+//
+// main only wires: configuration comes from the environment (config.go), the
+// packages take plain Config structs, and signals stay here so that run can
+// be driven by tests with a context.
+package main
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"net/http"
+	"os"
+	"os/signal"
+	"slices"
+	"strings"
+	"syscall"
+	"time"
+
+	"github.com/lmittmann/tint"
+	"github.com/prometheus/client_golang/prometheus"
+	"github.com/prometheus/client_golang/prometheus/collectors"
+	"github.com/prometheus/client_golang/prometheus/promhttp"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge"
+	"github.com/senfenico-bridge/senfenico-bridge/schemas"
+)
+
+// Exit statuses.
+const (
+	exitOK     = 0
+	exitFailed = 1
+	exitUsage  = 2
+)
+
+func main() {
+	ctx, stop := signal.NotifyContext(context.Background(), os.Interrupt, syscall.SIGTERM)
+	defer stop()
+	os.Exit(run(ctx, os.Args[1:], environ(), os.Stdin, os.Stdout, os.Stderr))
+}
+
+func environ() map[string]string {
+	m := make(map[string]string)
+	for _, kv := range os.Environ() {
+		k, v, _ := strings.Cut(kv, "=")
+		m[k] = v
+	}
+	return m
+}
+
+// run dispatches to a subcommand; ctx ending is the shutdown signal.
+func run(ctx context.Context, args []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) int {
+	cmd := "serve"
+	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
+		cmd, args = args[0], args[1:]
+	}
+	switch cmd {
+	case "serve":
+		return serve(ctx, args, env, stdout, stderr)
+	default:
+		if c, ok := subcommands[cmd]; ok {
+			return c.run(ctx, args, env, stdin, stdout, stderr)
+		}
+		fmt.Fprintf(stderr, "senfenico-bridge: unknown command %q\n\n", cmd)
+		usage(stderr)
+		return exitUsage
+	}
+}
+
+// subcommand is a command other than serve.
+type subcommand struct {
+	summary string
+	run     func(ctx context.Context, args []string, env map[string]string, stdin io.Reader, stdout, stderr io.Writer) int
+}
+
+// subcommands is filled by the files that implement them.
+var subcommands = map[string]subcommand{}
+
+func sortedSubcommands() []string {
+	names := make([]string, 0, len(subcommands))
+	for name := range subcommands {
+		names = append(names, name)
+	}
+	slices.Sort(names)
+	return names
+}
+
+func usage(w io.Writer) {
+	fmt.Fprint(w, `Usage: senfenico-bridge [command] [flags]
+
+Commands:
+  serve      receive Senfenico webhooks and publish them (the default)
+`)
+	for _, name := range sortedSubcommands() {
+		fmt.Fprintf(w, "  %-10s %s\n", name, subcommands[name].summary)
+	}
+	fmt.Fprint(w, `
+Configuration comes from environment variables (see README.md).
+Run "senfenico-bridge <command> --help" for a command's flags.
+`)
+}
+
+func serve(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
+	if len(args) > 0 {
+		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
+			usage(stdout)
+			return exitOK
+		}
+		fmt.Fprintf(stderr, "senfenico-bridge serve: takes no arguments (configuration is by environment), got %q\n", args)
+		return exitUsage
+	}
+	cfg, err := loadConfig(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", err)
+		return exitUsage
+	}
+	logger := newLogger(cfg, stderr)
+	if err := serveWith(ctx, cfg, logger); err != nil {
+		logger.Error("stopped", slog.Any("err", err))
+		return exitFailed
+	}
+	return exitOK
+}
+
+// newLogger builds the process's only log handler: tint for people (colour
+// only on a terminal), JSON for machines.
+func newLogger(cfg config, w io.Writer) *slog.Logger {
+	if cfg.LogFormat == "json" {
+		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
+	}
+	return slog.New(tint.NewHandler(w, &tint.Options{
+		Level:      cfg.LogLevel,
+		TimeFormat: time.DateTime,
+		NoColor:    !isTerminal(w),
+	}))
+}
+
+func isTerminal(w io.Writer) bool {
+	f, ok := w.(*os.File)
+	if !ok {
+		return false
+	}
+	info, err := f.Stat()
+	return err == nil && info.Mode()&os.ModeCharDevice != 0
+}
+
+// serveWith runs the bridge until ctx ends, then shuts down in order: the
+// HTTP server first (in-flight requests get their confirmed answers), then
+// the sinks, then the embedded broker, all within SHUTDOWN_TIMEOUT.
+func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error) {
+	reg := prometheus.NewRegistry()
+	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
+
+	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
+	stack, err := buildSinks(startCtx, cfg, logger, reg)
+	cancelStart()
+	if err != nil {
+		return err
+	}
+
+	srv, err := newServer(cfg, logger, stack, reg)
+	if err != nil {
+		return errors.Join(err, stack.close(context.Background()))
+	}
+	if err := srv.Listen(); err != nil {
+		return errors.Join(err, stack.close(context.Background()))
+	}
+	logger.Info("senfenico-bridge listening",
+		slog.String("addr", srv.Addr().String()),
+		slog.String("webhook_path", cfg.WebhookPath),
+		slog.String("sinks", stack.sink.Name()),
+		slog.Any("config", cfg))
+
+	served := make(chan error, 1)
+	go func() { served <- srv.Serve() }()
+	select {
+	case err := <-served:
+		// The server stopped on its own: nothing is listening any more.
+		return errors.Join(err, stack.close(context.Background()))
+	case <-ctx.Done():
+	}
+
+	logger.Info("shutting down", slog.Duration("timeout", cfg.ShutdownTimeout))
+	shutdownCtx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+	defer cancel()
+	errs := []error{srv.Shutdown(shutdownCtx)}
+	if err := <-served; !errors.Is(err, bridge.ErrServerClosed) {
+		errs = append(errs, err)
+	}
+	errs = append(errs, stack.close(shutdownCtx))
+	if err := errors.Join(errs...); err != nil {
+		return err
+	}
+	logger.Info("stopped cleanly")
+	return nil
+}
+
+// newServer builds the HTTP server with its extra routes: metrics, and the
+// JSON Schemas consumers validate against.
+func newServer(cfg config, logger *slog.Logger, stack *sinkStack, reg *prometheus.Registry) (*bridge.Server, error) {
+	bcfg := cfg.bridgeConfig(logger)
+	bcfg.Routes = map[string]http.Handler{
+		"GET /metrics":  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
+		"GET /schemas/": schemas.Handler(),
+	}
+	if bcfg.SchemaMode != bridge.SchemaOff {
+		v, err := schemas.New()
+		if err != nil {
+			return nil, err
+		}
+		bcfg.Validator = v
+	}
+	return bridge.New(bcfg, stack.sink, reg)
+}

@@ -173,6 +173,7 @@ func prepare(t *testing.T) func() []subscriber {
 			t.Fatalf("%s is needed by the subscriber tests: %v", tool, err)
 		}
 	}
+	trackInputs(t)
 	bin := filepath.Join(t.TempDir(), "subscriber-go")
 	steps := map[string]*exec.Cmd{
 		"go":     exec.Command("go", "build", "-o", bin, "./go"),
@@ -207,6 +208,27 @@ func prepare(t *testing.T) func() []subscriber {
 			{lang: "go", cmd: []string{bin}},
 			{lang: "python", cmd: []string{"./python/.venv/bin/python", "python/subscriber.py"}},
 			{lang: "node", cmd: []string{"node", "node/subscriber.js"}},
+		}
+	}
+}
+
+// trackInputs reads the files the subprocesses use, because go test caches a
+// result by the files the test binary itself opened: without this, an edit
+// to subscriber.py would leave a stale "ok (cached)".
+func trackInputs(t *testing.T) {
+	t.Helper()
+	for _, pattern := range []string{
+		"go/*.go", "python/*.py", "python/*.txt", "python/setup.sh", "node/*.js", "node/*.json", "node/setup.sh",
+		"../../schemas/*.json", "../../schemas/*.go",
+	} {
+		paths, err := filepath.Glob(pattern)
+		if err != nil || len(paths) == 0 {
+			t.Fatalf("no files match %s: %v", pattern, err)
+		}
+		for _, p := range paths {
+			if _, err := os.ReadFile(p); err != nil {
+				t.Fatal(err)
+			}
 		}
 	}
 }

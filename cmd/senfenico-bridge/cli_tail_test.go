@@ -1,0 +1,189 @@
+package main
+
+import (
+	"context"
+	"net"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nuid"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
+)
+
+// startNATS runs an in-process NATS server with JetStream, as the bridge's
+// embedded one, and returns a connection to it.
+func startNATS(t *testing.T) (*server.Server, *nats.Conn) {
+	t.Helper()
+	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	srv.Start()
+	t.Cleanup(srv.Shutdown)
+	if !srv.ReadyForConnections(10 * time.Second) {
+		t.Fatal("NATS server not ready within 10s")
+	}
+	nc, err := nats.Connect(srv.ClientURL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(nc.Close)
+	return srv, nc
+}
+
+// contractMsg is a message shaped as the bridge publishes it.
+func contractMsg(subject, id, at, reason, detail, body string) *nats.Msg {
+	m := nats.NewMsg(subject)
+	m.Header.Set(natssink.HeaderSpecVersion, "1.0")
+	m.Header.Set(natssink.HeaderID, id)
+	m.Header.Set(natssink.HeaderType, subject)
+	m.Header.Set(natssink.HeaderSource, "senfenico")
+	m.Header.Set(natssink.HeaderTime, at)
+	m.Header.Set(natssink.HeaderContentType, "application/json")
+	m.Header.Set(natssink.HeaderMsgID, id)
+	if reason != "" {
+		m.Header.Set(natssink.HeaderDeadLetterReason, reason)
+		m.Header.Set(natssink.HeaderDeadLetterDetail, detail)
+	}
+	m.Data = []byte(body)
+	return m
+}
+
+// startTail runs the tail command until it exits and waits until it is
+// subscribed; the returned func waits for its exit code.
+func startTail(t *testing.T, ctx context.Context, args ...string) (stdout, stderr *syncBuffer, wait func() int) {
+	t.Helper()
+	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	done := make(chan int, 1)
+	go func() { done <- run(ctx, append([]string{"tail"}, args...), nil, nil, stdout, stderr) }()
+	deadline := time.After(10 * time.Second)
+	for !strings.Contains(stderr.String(), "listening on") {
+		select {
+		case code := <-done:
+			t.Fatalf("tail exited with %d before subscribing: %s", code, stderr.String())
+		case <-deadline:
+			t.Fatalf("tail did not subscribe within 10s: %s", stderr.String())
+		case <-time.After(5 * time.Millisecond):
+		}
+	}
+	return stdout, stderr, func() int {
+		t.Helper()
+		select {
+		case code := <-done:
+			return code
+		case <-time.After(10 * time.Second):
+			t.Fatalf("tail did not exit; printed:\n%s", stdout.String())
+			return -1
+		}
+	}
+}
+
+func TestTail(t *testing.T) {
+	_, nc := startNATS(t)
+	prefix := "t" + nuid.Next() + "."
+	routed := contractMsg(prefix+"charge.success", "0123456789abcdef0123456789abcdef", "2024-06-01T10:00:00.123456789Z", "", "",
+		`{"event": "charge.success", "data": {"reference": "9531985d-5d9d-c9f8-1818-e811892f902b", "amount": 2000}}`)
+	routedOut := "2024-06-01T10:00:00.123Z " + prefix + "charge.success ce-id=0123456789abcdef0123456789abcdef\n" +
+		"  {\n    \"event\": \"charge.success\",\n    \"data\": {\n      \"reference\": \"9531985d-5d9d-c9f8-1818-e811892f902b\",\n      \"amount\": 2000\n    }\n  }\n"
+	dead := contractMsg(prefix+"senfenico.unroutable", "fedcba9876543210fedcba9876543210", "2024-06-01T10:00:01Z", "unroutable-event", "event has a space",
+		"{\"event\": \"bad event\"\x1b[31m")
+	deadOut := "2024-06-01T10:00:01.000Z " + prefix + "senfenico.unroutable ce-id=fedcba9876543210fedcba9876543210 [dead letter: unroutable-event: event has a space]\n" +
+		"  \"{\\\"event\\\": \\\"bad event\\\"\\x1b[31m\"\n"
+	other := contractMsg(prefix+"checkout.success", "11111111111111111111111111111111", "2024-06-01T10:00:02Z", "", "", `{}`)
+
+	tests := []struct {
+		name    string
+		subject []string
+		publish []*nats.Msg
+		want    string
+	}{
+		// The JetStream request before the events puts $JS.API and _INBOX
+		// traffic on the wire, which the default subject must not show.
+		{"every subject", nil, []*nats.Msg{routed, dead}, routedOut + deadOut},
+		{"one subject with a wildcard", []string{prefix + "charge.*"}, []*nats.Msg{other, routed, routed}, routedOut + routedOut},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+			defer cancel()
+			args := append([]string{"--count", "2", "--url", nc.ConnectedUrl()}, tt.subject...)
+			stdout, stderr, wait := startTail(t, ctx, args...)
+			if _, err := nc.Request("$JS.API.INFO", nil, 5*time.Second); err != nil {
+				t.Fatal(err)
+			}
+			for _, m := range tt.publish {
+				if err := nc.PublishMsg(m); err != nil {
+					t.Fatal(err)
+				}
+			}
+			if code := wait(); code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if got := stdout.String(); got != tt.want {
+				t.Fatalf("printed:\n%s\nwant:\n%s", got, tt.want)
+			}
+		})
+	}
+}
+
+func TestTailStopsWithContext(t *testing.T) {
+	_, nc := startNATS(t)
+	ctx, cancel := context.WithCancel(context.Background())
+	stdout, _, wait := startTail(t, ctx, "--url", nc.ConnectedUrl(), "t"+nuid.Next()+".>")
+	cancel()
+	if code := wait(); code != exitOK || stdout.String() != "" {
+		t.Fatalf("exit %d, printed %q", code, stdout.String())
+	}
+}
+
+func TestTailFailures(t *testing.T) {
+	l, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	closed := "nats://" + l.Addr().String()
+	l.Close()
+	_, nc := startNATS(t)
+	tests := []struct {
+		name     string
+		args     []string
+		wantCode int
+		want     string
+	}{
+		{"no server", []string{"--url", closed}, exitFailed, "connect to " + closed},
+		{"bad subject", []string{"--url", nc.ConnectedUrl(), "a..b"}, exitUsage, "not a NATS subject"},
+		{"two subjects", []string{"a", "b"}, exitUsage, "at most one subject"},
+		{"negative count", []string{"--count", "-1"}, exitUsage, "--count"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			code, stdout, stderr := runCLI(t, nil, "", append([]string{"tail"}, tt.args...)...)
+			if code != tt.wantCode || stdout != "" || !strings.Contains(stderr, tt.want) {
+				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, tt.wantCode, tt.want)
+			}
+		})
+	}
+}
+
+func TestDefaultNATSURL(t *testing.T) {
+	tests := []struct {
+		name string
+		env  map[string]string
+		want string
+	}{
+		{"embedded default", nil, "nats://127.0.0.1:4222"},
+		{"NATS_URL wins", map[string]string{"NATS_URL": "nats://broker:4222", "NATS_EMBEDDED_LISTEN": ":5222"}, "nats://broker:4222"},
+		{"embedded listen", map[string]string{"NATS_EMBEDDED_LISTEN": "0.0.0.0:5222"}, "nats://127.0.0.1:5222"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			if got := defaultNATSURL(tt.env); got != tt.want {
+				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}

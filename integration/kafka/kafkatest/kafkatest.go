@@ -266,21 +266,23 @@ func RandomTopic(prefix string) string {
 }
 
 // CreateTopic creates topic with the given number of partitions
-// (replication factor 1) and returns once every partition has a leader, so
-// that producers and consumers can use it at once. An existing topic is
-// accepted as it is. It fails the test on any other error or after 30 s.
-func (b *Broker) CreateTopic(t testing.TB, topic string, partitions int) {
+// (replication factor 1) and topic configs, such as max.message.bytes (the
+// broker's default limit, 1 MiB, refuses a 1 MiB body plus headers), and
+// returns once every partition has a leader, so that producers and consumers
+// can use it at once. An existing topic is accepted as it is. It fails the
+// test on any other error or after 30 s.
+func (b *Broker) CreateTopic(t testing.TB, topic string, partitions int, configs ...kafka.ConfigEntry) {
 	t.Helper()
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	if err := CreateTopic(ctx, b.addr, topic, partitions); err != nil {
+	if err := CreateTopic(ctx, b.addr, topic, partitions, configs...); err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
 }
 
 // CreateTopic is Broker.CreateTopic for code without a testing.TB, such as
 // TestMain or a harness run from several goroutines.
-func CreateTopic(ctx context.Context, addr, topic string, partitions int) error {
+func CreateTopic(ctx context.Context, addr, topic string, partitions int, configs ...kafka.ConfigEntry) error {
 	transport := &kafka.Transport{}
 	defer transport.CloseIdleConnections()
 	client := &kafka.Client{Addr: kafka.TCP(addr), Transport: transport}
@@ -288,6 +290,7 @@ func CreateTopic(ctx context.Context, addr, topic string, partitions int) error 
 		Topic:             topic,
 		NumPartitions:     partitions,
 		ReplicationFactor: 1,
+		ConfigEntries:     configs,
 	}}})
 	if err != nil {
 		return fmt.Errorf("create topic %s: %w", topic, err)

@@ -1,0 +1,389 @@
+// Package kafkasink publishes the bridge's messages to Apache Kafka with
+// segmentio/kafka-go.
+//
+// Each sinks.Message becomes one record on the topic msg.Subject: key
+// msg.Key, value msg.Body unchanged, CloudEvents Kafka-binding headers (see
+// the Header* constants). The sink creates a topic before its first record,
+// writes with acks=all, and keeps every key on one partition with the
+// murmur2 partitioner, the one Kafka's Java client and librdkafka use, so
+// that any other producer of the same keys agrees on the partition.
+//
+// kafka-go has no idempotent producer: a publish whose caller gave up (ctx
+// ended) may still land, and a resend then lands again. Consumers
+// deduplicate on the ce_id header; Receipt.Duplicate is always false.
+package kafkasink
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"log/slog"
+	"strconv"
+	"sync"
+	"time"
+
+	"github.com/segmentio/kafka-go"
+	metadataapi "github.com/segmentio/kafka-go/protocol/metadata"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+)
+
+// Header names of a published record (CloudEvents Kafka protocol binding,
+// binary mode).
+const (
+	HeaderSpecVersion      = "ce_specversion"
+	HeaderID               = "ce_id"
+	HeaderType             = "ce_type"
+	HeaderSource           = "ce_source"
+	HeaderTime             = "ce_time"
+	HeaderContentType      = "content-type"
+	HeaderDeadLetterReason = "ce_deadletterreason"
+	HeaderDeadLetterDetail = "ce_deadletterdetail"
+)
+
+// Fixed header values.
+const (
+	SpecVersion = "1.0"
+	ContentType = "application/json"
+)
+
+// topicConfigMargin is added to BatchBytes for max.message.bytes: a record
+// batch on the wire carries a header and per-record framing on top of what
+// kafka-go counts against BatchBytes.
+const topicConfigMargin = 64 << 10
+
+// Sink publishes to one Kafka cluster. It is safe for concurrent use.
+type Sink struct {
+	cfg       Config
+	log       *slog.Logger
+	transport *kafka.Transport
+	client    *kafka.Client
+	writer    *kafka.Writer
+
+	// topics maps a topic name to *topicState.
+	topics sync.Map
+
+	mu       sync.Mutex // guards closed and inflight.Add against Close
+	closed   bool
+	inflight sync.WaitGroup
+}
+
+// topicState makes one publisher create a topic while the others wait; a
+// channel rather than a mutex so that waiting honours each caller's ctx.
+type topicState struct {
+	sem   chan struct{}
+	ready bool // guarded by sem
+}
+
+// New builds a Sink and checks that a broker answers, retrying until ctx
+// ends. It creates no topic yet: each topic is created before its first
+// record. Errors wrap ErrConfig, or sinks.ErrUnavailable when no broker
+// answered.
+func New(ctx context.Context, cfg Config) (*Sink, error) {
+	if err := cfg.Validate(); err != nil {
+		return nil, err
+	}
+	cfg = cfg.withDefaults()
+	tlsCfg, err := cfg.tlsConfig()
+	if err != nil {
+		return nil, err
+	}
+	mech, err := cfg.mechanism()
+	if err != nil {
+		return nil, err
+	}
+	if mech != nil && tlsCfg == nil {
+		cfg.Logger.Warn("kafka SASL without TLS: credentials cross the network readable", "sasl_mechanism", cfg.SASLMechanism)
+	}
+	// One transport for the writer and the admin client: creating a topic
+	// through it refreshes the metadata cache the writer partitions with.
+	transport := &kafka.Transport{
+		DialTimeout: cfg.DialTimeout,
+		ClientID:    cfg.ClientID,
+		TLS:         tlsCfg,
+		SASL:        mech,
+	}
+	addr := kafka.TCP(cfg.Brokers...)
+	s := &Sink{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		transport: transport,
+		client:    &kafka.Client{Addr: addr, Transport: transport},
+		writer: &kafka.Writer{
+			Addr:         addr,
+			Transport:    transport,
+			Balancer:     &kafka.Murmur2Balancer{},
+			RequiredAcks: kafka.RequireAll,
+			BatchTimeout: cfg.BatchTimeout,
+			BatchBytes:   cfg.BatchBytes,
+			ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
+				cfg.Logger.Debug(fmt.Sprintf(format, args...), "component", "kafka-go")
+			}),
+		},
+	}
+	for {
+		err = s.ping(ctx)
+		if err == nil {
+			return s, nil
+		}
+		select {
+		case <-ctx.Done():
+			transport.CloseIdleConnections()
+			return nil, fmt.Errorf("kafkasink: connect %v: %w: %w", cfg.Brokers, sinks.ErrUnavailable, err)
+		case <-time.After(250 * time.Millisecond):
+		}
+	}
+}
+
+// Name returns "kafka".
+func (s *Sink) Name() string { return "kafka" }
+
+// Publish creates msg.Subject if this sink has not seen it yet, writes msg
+// as one record, and blocks until every in-sync replica of its partition has
+// it (acks=all). It returns by ctx's deadline at the latest; a record whose
+// caller gave up may still be written later. Receipt.Duplicate is always
+// false. Errors wrap sinks.ErrUnavailable, or sinks.ErrClosed after Close.
+// It is safe for concurrent use.
+func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
+	if !s.enter() {
+		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w", msg.Subject, sinks.ErrClosed)
+	}
+	defer s.inflight.Done()
+	if err := ctx.Err(); err != nil {
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	if err := s.ensureTopic(ctx, msg.Subject); err != nil {
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	if err := s.writer.WriteMessages(ctx, Encode(msg)); err != nil {
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == 1 {
+			err = werrs[0]
+		}
+		if errors.Is(err, io.ErrClosedPipe) {
+			// Close gave up waiting for this publish and closed the writer.
+			return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w", msg.Subject, sinks.ErrClosed)
+		}
+		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
+	}
+	return sinks.Receipt{}, nil
+}
+
+func (s *Sink) enter() bool {
+	s.mu.Lock()
+	defer s.mu.Unlock()
+	if s.closed {
+		return false
+	}
+	s.inflight.Add(1)
+	return true
+}
+
+func (s *Sink) publishErr(topic string, err error) error {
+	return fmt.Errorf("kafkasink: publish %s: %w: %w", topic, sinks.ErrUnavailable, err)
+}
+
+// ensureTopic creates topic once per Sink. An existing topic is fine.
+func (s *Sink) ensureTopic(ctx context.Context, topic string) error {
+	v, _ := s.topics.LoadOrStore(topic, &topicState{sem: make(chan struct{}, 1)})
+	st := v.(*topicState)
+	select {
+	case st.sem <- struct{}{}:
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+	defer func() { <-st.sem }()
+	if st.ready {
+		return nil
+	}
+	if err := s.createTopic(ctx, topic); err != nil {
+		return err
+	}
+	st.ready = true
+	return nil
+}
+
+func (s *Sink) createTopic(ctx context.Context, topic string) error {
+	res, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
+		Topic:             topic,
+		NumPartitions:     s.cfg.TopicPartitions,
+		ReplicationFactor: s.cfg.TopicReplication,
+		ConfigEntries: []kafka.ConfigEntry{{
+			ConfigName:  "max.message.bytes",
+			ConfigValue: strconv.FormatInt(s.cfg.BatchBytes+topicConfigMargin, 10),
+		}},
+	}}})
+	if err != nil {
+		return fmt.Errorf("create topic: %w", err)
+	}
+	switch err := res.Errors[topic]; {
+	case err == nil:
+		s.log.Info("kafka topic created", "topic", topic, "partitions", s.cfg.TopicPartitions, "replication", s.cfg.TopicReplication)
+	case errors.Is(err, kafka.TopicAlreadyExists):
+	default:
+		return fmt.Errorf("create topic: %w", err)
+	}
+	// The writer partitions from the transport's metadata cache, which lists
+	// a topic created elsewhere only after its next refresh (up to 6 s);
+	// until then a write fails with UnknownTopicOrPartition. A metadata
+	// request that allows auto-creation is the one kind the transport sends
+	// to the broker when the topic is missing from its cache, and it then
+	// waits until the cache has it. The topic exists by now, so nothing is
+	// auto-created.
+	_, err = s.transport.RoundTrip(ctx, s.client.Addr, &metadataapi.Request{
+		TopicNames:             []string{topic},
+		AllowAutoTopicCreation: true,
+	})
+	if err != nil {
+		return fmt.Errorf("metadata of new topic: %w", err)
+	}
+	return nil
+}
+
+// Encode builds the record for msg; the topic is msg.Subject.
+func Encode(msg *sinks.Message) kafka.Message {
+	headers := make([]kafka.Header, 6, 8)
+	headers[0] = kafka.Header{Key: HeaderSpecVersion, Value: []byte(SpecVersion)}
+	headers[1] = kafka.Header{Key: HeaderID, Value: []byte(msg.ID)}
+	headers[2] = kafka.Header{Key: HeaderType, Value: []byte(msg.Type)}
+	headers[3] = kafka.Header{Key: HeaderSource, Value: []byte(sinks.Source)}
+	headers[4] = kafka.Header{Key: HeaderTime, Value: msg.Time.UTC().AppendFormat(nil, time.RFC3339Nano)}
+	headers[5] = kafka.Header{Key: HeaderContentType, Value: []byte(ContentType)}
+	if msg.DeadLetterReason != "" {
+		headers = append(headers, kafka.Header{Key: HeaderDeadLetterReason, Value: []byte(msg.DeadLetterReason)})
+	}
+	if msg.DeadLetterDetail != "" {
+		headers = append(headers, kafka.Header{Key: HeaderDeadLetterDetail, Value: []byte(msg.DeadLetterDetail)})
+	}
+	return kafka.Message{
+		Topic:   msg.Subject,
+		Key:     []byte(msg.Key),
+		Value:   msg.Body,
+		Headers: headers,
+		// The record's CreateTime: when the bridge received the event.
+		Time: msg.Time,
+	}
+}
+
+// Decode turns a record that a Sink published back into a sinks.Message.
+// Consumers and tests use it. It fails when ce_specversion, ce_source or
+// content-type differ from what Encode writes, when ce_id is missing, when
+// ce_time is not RFC 3339, or when a header appears twice.
+func Decode(m kafka.Message) (sinks.Message, error) {
+	out := sinks.Message{Subject: m.Topic, Key: string(m.Key), Body: m.Value}
+	seen := make(map[string]bool, len(m.Headers))
+	var specVersion, source, contentType, ceTime string
+	for _, h := range m.Headers {
+		if seen[h.Key] {
+			return out, fmt.Errorf("kafkasink: decode %s: header %s twice", m.Topic, h.Key)
+		}
+		seen[h.Key] = true
+		v := string(h.Value)
+		switch h.Key {
+		case HeaderSpecVersion:
+			specVersion = v
+		case HeaderID:
+			out.ID = v
+		case HeaderType:
+			out.Type = v
+		case HeaderSource:
+			source = v
+		case HeaderTime:
+			ceTime = v
+		case HeaderContentType:
+			contentType = v
+		case HeaderDeadLetterReason:
+			out.DeadLetterReason = v
+		case HeaderDeadLetterDetail:
+			out.DeadLetterDetail = v
+		}
+	}
+	for _, c := range []struct{ name, got, want string }{
+		{HeaderSpecVersion, specVersion, SpecVersion},
+		{HeaderSource, source, sinks.Source},
+		{HeaderContentType, contentType, ContentType},
+	} {
+		if c.got != c.want {
+			return out, fmt.Errorf("kafkasink: decode %s: %s = %q, want %q", m.Topic, c.name, c.got, c.want)
+		}
+	}
+	if out.ID == "" {
+		return out, fmt.Errorf("kafkasink: decode %s: no %s header", m.Topic, HeaderID)
+	}
+	t, err := time.Parse(time.RFC3339Nano, ceTime)
+	if err != nil {
+		return out, fmt.Errorf("kafkasink: decode %s: %s: %w", m.Topic, HeaderTime, err)
+	}
+	out.Time = t
+	return out, nil
+}
+
+// Ready returns nil when a broker answers an ApiVersions request before ctx
+// ends. The request goes over the writer's own connections, not the
+// transport's metadata cache, which keeps its last good answer while the
+// brokers are down. Errors wrap sinks.ErrUnavailable, or sinks.ErrClosed
+// after Close.
+func (s *Sink) Ready(ctx context.Context) error {
+	s.mu.Lock()
+	closed := s.closed
+	s.mu.Unlock()
+	if closed {
+		return fmt.Errorf("kafkasink: ready: %w", sinks.ErrClosed)
+	}
+	if err := s.ping(ctx); err != nil {
+		return fmt.Errorf("kafkasink: ready: %w: %w", sinks.ErrUnavailable, err)
+	}
+	return nil
+}
+
+func (s *Sink) ping(ctx context.Context) error {
+	res, err := s.client.ApiVersions(ctx, &kafka.ApiVersionsRequest{})
+	if err != nil {
+		return err
+	}
+	return res.Error
+}
+
+// Close stops new publishes (they fail with sinks.ErrClosed), waits until
+// ctx ends for those in flight, then closes the writer, which sends what it
+// still holds. It is idempotent: later calls return nil. It returns ctx's
+// error when publishes or the writer were still busy; those publishes then
+// fail with sinks.ErrClosed or sinks.ErrUnavailable.
+func (s *Sink) Close(ctx context.Context) error {
+	s.mu.Lock()
+	if s.closed {
+		s.mu.Unlock()
+		return nil
+	}
+	s.closed = true
+	s.mu.Unlock()
+
+	var errs []error
+	if err := waitCtx(ctx, s.inflight.Wait); err != nil {
+		errs = append(errs, fmt.Errorf("kafkasink: close: in-flight publishes: %w", err))
+	}
+	// Writer.Close waits for every batch, including retries of batches whose
+	// callers gave up, so it too is bounded by ctx; it finishes in the
+	// background if ctx ends first.
+	if err := waitCtx(ctx, func() { _ = s.writer.Close() }); err != nil {
+		errs = append(errs, fmt.Errorf("kafkasink: close: writer: %w", err))
+	}
+	s.transport.CloseIdleConnections()
+	return errors.Join(errs...)
+}
+
+// waitCtx runs f and waits for it until ctx ends.
+func waitCtx(ctx context.Context, f func()) error {
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		f()
+	}()
+	select {
+	case <-done:
+		return nil
+	case <-ctx.Done():
+		return ctx.Err()
+	}
+}

@@ -22,19 +22,23 @@ func init() {
 }
 
 // runHealthcheck exists because the container image has no shell, curl or
-// wget. Every failure exits 1, never 2: Docker reserves exit status 2 of a
-// HEALTHCHECK command.
+// wget. Every failure exits 1, usage errors included: Docker reserves exit
+// status 2 of a HEALTHCHECK command.
 func runHealthcheck(ctx context.Context, args []string, env map[string]string, _ io.Reader, stdout, stderr io.Writer) int {
-	if len(args) > 0 {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-			fmt.Fprint(stdout, `Usage: senfenico-bridge healthcheck
-
-GETs /readyz on the bridge running in this container or host, at the port of
-LISTEN_ADDR (default :8080), and exits 0 if it answers 200 within 2s, else 1.
-`)
+	fs := newFlagSet("healthcheck", "",
+		`Healthcheck GETs /readyz on the bridge running on this machine (or in this
+container), at the port of LISTEN_ADDR (default :8080), and exits 0 if it
+answers 200 within 2s, else 1. /readyz answers 200 only while the sinks can
+publish.`)
+	pos, code, ok := parseFlags(fs, args, stdout, stderr)
+	if !ok {
+		if code == exitOK {
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "senfenico-bridge healthcheck: takes no arguments, got %q\n", args)
+		return exitFailed
+	}
+	if len(pos) > 0 {
+		usageError(stderr, "healthcheck", "takes no arguments, got %q", pos)
 		return exitFailed
 	}
 	url, err := readyzURL(env)
@@ -50,9 +54,8 @@ LISTEN_ADDR (default :8080), and exits 0 if it answers 200 within 2s, else 1.
 	return exitOK
 }
 
-// readyzURL is where a process on the same host reaches the server that
-// LISTEN_ADDR in env describes: a wildcard address is reached through
-// loopback, a specific one only through itself.
+// readyzURL is where a process on the same machine reaches the /readyz of
+// the server that LISTEN_ADDR in env describes.
 func readyzURL(env map[string]string) (string, error) {
 	// Only LISTEN_ADDR is read, not the whole configuration: the probe must
 	// not fail because, say, the webhook keys are not in its environment.
@@ -60,17 +63,14 @@ func readyzURL(env map[string]string) (string, error) {
 	if listen == "" {
 		listen = ":8080"
 	}
-	host, port, err := net.SplitHostPort(listen)
+	_, port, err := net.SplitHostPort(listen)
 	if err == nil && port == "" {
 		err = errors.New("no port")
 	}
 	if err != nil {
 		return "", fmt.Errorf("LISTEN_ADDR %q: %w", listen, err)
 	}
-	if ip := net.ParseIP(host); host == "" || (ip != nil && ip.IsUnspecified()) {
-		host = "127.0.0.1"
-	}
-	return "http://" + net.JoinHostPort(host, port) + "/readyz", nil
+	return "http://" + localAddr(listen) + "/readyz", nil
 }
 
 // probeReady returns nil if url answers 200 within timeout.

@@ -76,6 +76,7 @@ func TestHealthcheckCommand(t *testing.T) {
 		{name: "nothing listening", listen: ":" + closedPort, wantExit: exitFailed},
 		{name: "bad LISTEN_ADDR", listen: "8080", wantExit: exitFailed},
 		{name: "stray argument", status: http.StatusOK, args: []string{"extra"}, wantExit: exitFailed},
+		{name: "unknown flag", status: http.StatusOK, args: []string{"--port=1"}, wantExit: exitFailed},
 		{name: "help", args: []string{"--help"}, wantExit: exitOK},
 	}
 	for _, tt := range tests {

@@ -439,9 +439,9 @@ func TestRunComparesAnswersWithDeliveries(t *testing.T) {
 	}
 	script := []step{
 		{200, 1}, {200, 1}, {200, 0}, // one lost
-		{200, 2},                     // one duplicate
-		{503, 1},                     // stored, but answered 503
-		{500, 0}, {401, 0},           // failed, not stored
+		{200, 2},           // one duplicate
+		{503, 1},           // stored, but answered 503
+		{500, 0}, {401, 0}, // failed, not stored
 		{200, 1}, {200, 1}, {200, 0}, // another lost
 	}
 	sub := &fakeSubscriber{}

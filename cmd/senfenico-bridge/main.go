@@ -93,10 +93,10 @@ func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: senfenico-bridge [command] [flags]
 
 Commands:
-  serve      receive Senfenico webhooks and publish them (the default)
+  serve        receive Senfenico webhooks and publish them (the default)
 `)
 	for _, name := range sortedSubcommands() {
-		fmt.Fprintf(w, "  %-10s %s\n", name, subcommands[name].summary)
+		fmt.Fprintf(w, "  %-12s %s\n", name, subcommands[name].summary)
 	}
 	fmt.Fprint(w, `
 Configuration comes from environment variables (see README.md).
@@ -132,7 +132,7 @@ func newLogger(cfg config, w io.Writer) *slog.Logger {
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
-	return slog.New(tint.NewHandler(w, &tint.Options{
+	return slog.New(tint.NewTextHandler(w, &tint.Options{
 		Level:      cfg.LogLevel,
 		TimeFormat: time.DateTime,
 		NoColor:    !isTerminal(w),

@@ -311,3 +311,7 @@ func validateSchema(t *testing.T, event string, body []byte) {
 		t.Errorf("published %s fails its schema: %v\n%s", event, err, body)
 	}
 }
+
+func dialTCP(addr string) (net.Conn, error) {
+	return net.DialTimeout("tcp", addr, time.Second)
+}

@@ -2,7 +2,6 @@ package integration
 
 import (
 	"context"
-	"fmt"
 	"net/http"
 	"sync"
 	"syscall"
@@ -309,6 +308,6 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 	}
 	t.Logf("%d of %d answered 200 before the shutdown, all stored", ok, n)
 	if ok > len(stored) {
-		t.Fatal(fmt.Sprintf("%d answers 200 but %d stored", ok, len(stored)))
+		t.Fatalf("%d answers 200 but %d stored", ok, len(stored))
 	}
 }

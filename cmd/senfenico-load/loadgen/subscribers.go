@@ -259,7 +259,25 @@ func (s *kafkaSubscriber) waitForTopic(ctx context.Context) map[int]int64 {
 }
 
 // read delivers every record of one partition from offset on, until ctx ends.
+// A chaos run kills the broker under it: kafka-go's Reader gives up after
+// its MaxAttempts and returns the error, so the loop opens a new reader at
+// the next offset until ctx ends.
 func (s *kafkaSubscriber) read(ctx context.Context, partition int, offset int64, deliver func(Delivery)) {
+	for ctx.Err() == nil {
+		next, err := s.readFrom(ctx, partition, offset, deliver)
+		offset = next
+		if err != nil && ctx.Err() == nil {
+			select {
+			case <-ctx.Done():
+			case <-time.After(200 * time.Millisecond):
+			}
+		}
+	}
+}
+
+// readFrom reads with one Reader until it fails, and returns the offset to
+// resume from.
+func (s *kafkaSubscriber) readFrom(ctx context.Context, partition int, offset int64, deliver func(Delivery)) (int64, error) {
 	r := kafka.NewReader(kafka.ReaderConfig{
 		Brokers:   s.cfg.Brokers,
 		Topic:     s.cfg.Topic,
@@ -270,15 +288,14 @@ func (s *kafkaSubscriber) read(ctx context.Context, partition int, offset int64,
 	})
 	defer r.Close()
 	if err := r.SetOffset(offset); err != nil {
-		return
+		return offset, err
 	}
 	for {
 		m, err := r.ReadMessage(ctx)
 		if err != nil {
-			// The reader retries broker errors itself; it returns only when
-			// ctx ends or it is closed.
-			return
+			return offset, err
 		}
+		offset = m.Offset + 1
 		id := ""
 		for _, h := range m.Headers {
 			if h.Key == "ce_id" {

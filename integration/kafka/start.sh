@@ -152,7 +152,8 @@ if [[ -n ${KAFKA_WATCH_PID:-} ]]; then
 fi
 
 if ! "$probe" ${KAFKA_PROBE_VERBOSE:+-v} -addr "127.0.0.1:$KAFKA_PORT" -timeout "${KAFKA_START_TIMEOUT}s" -pid "$pid"; then
-	kafka_log "broker did not become ready; last lines of $KAFKA_RUN_DIR/server.log and broker.out:"
+	kafka_log "broker did not become ready; errors and last lines of $KAFKA_RUN_DIR/server.log, then broker.out:"
+	grep -E '^\[[^]]*\] (ERROR|FATAL)' "$KAFKA_RUN_DIR/server.log" 2>/dev/null | head -n 10 >&2 || true
 	tail -n 30 "$KAFKA_RUN_DIR/server.log" >&2 2>/dev/null || true
 	tail -n 30 "$KAFKA_RUN_DIR/broker.out" >&2 2>/dev/null || true
 	kill -9 "$pid" 2>/dev/null || true

@@ -75,7 +75,11 @@ var shared struct {
 func FromEnv(t testing.TB) *Broker {
 	t.Helper()
 	if addr := strings.TrimSpace(os.Getenv(EnvBrokers)); addr != "" {
-		return &Broker{addr: strings.Split(addr, ",")[0]}
+		b := &Broker{addr: strings.Split(addr, ",")[0]}
+		if err := checkExternal(b.addr); err != nil {
+			t.Fatalf("kafkatest: %s=%s: %v", EnvBrokers, addr, err)
+		}
+		return b
 	}
 	shared.Lock()
 	b := shared.broker
@@ -84,6 +88,36 @@ func FromEnv(t testing.TB) *Broker {
 		return b
 	}
 	return Start(t)
+}
+
+// checked remembers, per address, whether an external broker answered, so
+// that a dead KAFKA_BROKERS fails each test at once instead of after every
+// client's own timeout.
+var checked sync.Map // addr -> error (nil when it answered)
+
+func checkExternal(addr string) error {
+	if v, ok := checked.Load(addr); ok {
+		err, _ := v.(error)
+		return err
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
+	defer cancel()
+	var err error
+	for {
+		transport := &kafka.Transport{DialTimeout: 2 * time.Second}
+		client := &kafka.Client{Addr: kafka.TCP(addr), Transport: transport}
+		_, err = client.Metadata(ctx, &kafka.MetadataRequest{})
+		transport.CloseIdleConnections()
+		if err == nil || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(200 * time.Millisecond) // retry pace while it comes up
+	}
+	if err != nil {
+		err = fmt.Errorf("broker does not answer: %w", err)
+	}
+	checked.Store(addr, err)
+	return err
 }
 
 // Main runs a package's tests with one broker for all of them, unless

@@ -128,17 +128,23 @@ func testKillUnderLoad(t *testing.T, b *kafkatest.Broker) {
 			}
 		})
 	}
+	// Stop the workers before the sink's cleanup closes it, even when the
+	// test fails half way.
+	var stopOnce sync.Once
+	stopWorkers := func() { stopOnce.Do(func() { close(stop) }); wg.Wait() }
+	t.Cleanup(stopWorkers)
+	idle := newSink(t, b.Addr(), nil) // for checkDown: New needs a live broker
 	waitFor(t, 10*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= 50 })
 	b.Kill(t)
 	// Publishes fail while the broker is gone (every worker meets it).
 	waitFor(t, 3*deadline, func() bool { mu.Lock(); defer mu.Unlock(); return failed >= workers })
+	checkDown(t, idle, deadline)
 	b.StartAgain(t)
 	mu.Lock()
 	before := len(acked)
 	mu.Unlock()
 	waitFor(t, 20*time.Second, func() bool { mu.Lock(); defer mu.Unlock(); return len(acked) >= before+50 })
-	close(stop)
-	wg.Wait()
+	stopWorkers()
 
 	got := fetch(t, b.Addr(), topic, len(acked)+1, 20*time.Second)
 	stored := make(map[string]bool, len(got))
@@ -151,6 +157,33 @@ func testKillUnderLoad(t *testing.T, b *kafkatest.Broker) {
 		}
 	}
 	t.Logf("%d publishes acknowledged around the crash, all stored", len(acked))
+}
+
+// checkDown checks, while the broker is down, that a publish to a topic the
+// sink has not created yet honours its deadline too, and that Close of a sink
+// with a stuck write returns by its ctx.
+func checkDown(t *testing.T, s *kafkasink.Sink, deadline time.Duration) {
+	t.Helper()
+	for _, topic := range []string{sinktest.RandomSubject("kafkasink-down"), "bad topic!"} {
+		ctx, cancel := context.WithTimeout(context.Background(), deadline)
+		began := time.Now()
+		_, err := s.Publish(ctx, sinktest.NewMessage(topic))
+		took := time.Since(began)
+		cancel()
+		if !errors.Is(err, sinks.ErrUnavailable) {
+			t.Errorf("Publish to %q while the broker is down = %v, want an error wrapping sinks.ErrUnavailable", topic, err)
+		}
+		if took > deadline+time.Second {
+			t.Errorf("Publish to %q while the broker is down took %v with a %v deadline", topic, took, deadline)
+		}
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
+	defer cancel()
+	began := time.Now()
+	_ = s.Close(ctx) // may report ctx's error: the writer still retries
+	if took := time.Since(began); took > 2*time.Second {
+		t.Errorf("Close while the broker is down took %v with a 1 s ctx", took)
+	}
 }
 
 func waitFor(t *testing.T, timeout time.Duration, cond func() bool) {

@@ -89,23 +89,52 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	return out, msg
 }
 
-// checkSchema validates a routed message and, in enforce mode, turns an
-// invalid one into a dead letter.
+// checkSchema validates a routed message. In enforce mode it does so on the
+// request path and turns an invalid message into a dead letter; in warn mode
+// the outcome cannot change the answer, so the check is queued for a
+// background worker and costs the request nothing but a channel send.
 func (s *Server) checkSchema(msg *sinks.Message, body []byte) outcome {
-	if s.cfg.SchemaMode == SchemaOff {
+	switch s.cfg.SchemaMode {
+	case SchemaWarn:
+		select {
+		case s.warnQueue <- schemaJob{event: msg.Type, id: msg.ID, body: msg.Body}:
+		default:
+			// Under a burst the worker may fall behind; dropping a check
+			// is better than slowing the answer Senfenico waits for.
+			s.metrics.schemaSkipped.Inc()
+		}
 		return outPublished
+	case SchemaEnforce:
+		err := s.cfg.Validator.Validate(msg.Type, msg.Body)
+		if err == nil {
+			return outPublished
+		}
+		s.metrics.schemaInvalid.Inc()
+		s.router.deadLetter(msg, body, msg.Type, sinks.ReasonSchema, headerSafe(err.Error(), 1024))
+		return outSchemaInvalid
 	}
-	err := s.cfg.Validator.Validate(msg.Type, msg.Body)
-	if err == nil {
-		return outPublished
+	return outPublished
+}
+
+// schemaJob is one warn-mode check. body is the message body the bridge
+// built for this request, never reused, so it can be read after the answer.
+type schemaJob struct {
+	event, id string
+	body      []byte
+}
+
+// warnQueueSize bounds the warn-mode checks waiting for the worker.
+const warnQueueSize = 4096
+
+// warnWorker validates queued bodies until the queue is closed.
+func (s *Server) warnWorker() {
+	defer close(s.warnDone)
+	for job := range s.warnQueue {
+		if err := s.cfg.Validator.Validate(job.event, job.body); err != nil {
+			s.metrics.schemaInvalid.Inc()
+			s.log.Warn("event fails its schema", slog.String("event", job.event), slog.String("id", job.id), slog.Any("err", err))
+		}
 	}
-	s.metrics.schemaInvalid.Inc()
-	if s.cfg.SchemaMode == SchemaWarn {
-		s.log.Warn("event fails its schema", slog.String("event", msg.Type), slog.String("id", msg.ID), slog.Any("err", err))
-		return outPublished
-	}
-	s.router.deadLetter(msg, body, msg.Type, sinks.ReasonSchema, headerSafe(err.Error(), 1024))
-	return outSchemaInvalid
 }
 
 func (s *Server) fail(w http.ResponseWriter, out outcome, body []byte) outcome {

@@ -14,6 +14,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
@@ -416,6 +418,17 @@ func TestSchemaModes(t *testing.T) {
 			}
 			if tt.mode == SchemaEnforce && (m.DeadLetterDetail != "data.amount: want integer" || m.Type != "charge.success") {
 				t.Fatalf("detail %q type %q", m.DeadLetterDetail, m.Type)
+			}
+			// Shutdown drains the warn-mode checks still queued.
+			if err := s.Shutdown(context.Background()); err != nil {
+				t.Fatal(err)
+			}
+			wantCounted := 1.0
+			if tt.mode == SchemaOff {
+				wantCounted = 0
+			}
+			if got := testutil.ToFloat64(s.metrics.schemaInvalid); got != wantCounted {
+				t.Fatalf("schema_invalid_total = %v, want %v", got, wantCounted)
 			}
 		})
 	}

@@ -40,6 +40,7 @@ type metrics struct {
 	duration      map[int]prometheus.Observer
 	inFlight      prometheus.Gauge
 	schemaInvalid prometheus.Counter
+	schemaSkipped prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -63,6 +64,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "senfenico_bridge_schema_invalid_total",
 			Help: "Routed events that failed their JSON Schema (counted in warn and enforce modes).",
 		}),
+		schemaSkipped: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "senfenico_bridge_schema_checks_skipped_total",
+			Help: "Warn-mode schema checks dropped because the background checker was behind.",
+		}),
 	}
 	for _, o := range allOutcomes {
 		code := strconv.Itoa(o.status)
@@ -72,7 +77,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(requests, duration, m.inFlight, m.schemaInvalid)
+		reg.MustRegister(requests, duration, m.inFlight, m.schemaInvalid, m.schemaSkipped)
 	}
 	return m
 }

@@ -34,6 +34,12 @@ type Server struct {
 	metrics *metrics
 	http    *http.Server
 
+	// warnQueue feeds the warn-mode schema worker; warnDone is closed when
+	// it has drained the queue. Both are nil in the other modes.
+	warnQueue chan schemaJob
+	warnDone  chan struct{}
+	stopWarn  sync.Once
+
 	mu       sync.Mutex
 	listener net.Listener
 }
@@ -60,6 +66,11 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 		router:  router{prefix: cfg.TopicPrefix, deadLetterSubject: cfg.DeadLetterSubject},
 		log:     cfg.Logger,
 		metrics: newMetrics(reg),
+	}
+	if cfg.SchemaMode == SchemaWarn {
+		s.warnQueue = make(chan schemaJob, warnQueueSize)
+		s.warnDone = make(chan struct{})
+		go s.warnWorker()
 	}
 	s.http = &http.Server{
 		Handler:           s.Handler(),
@@ -132,11 +143,21 @@ func (s *Server) Serve() error {
 }
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
-// requests in flight to get their answers. It does not close the sink: the
-// caller closes it afterwards, so that no confirmed publish is cut short.
+// requests in flight to get their answers, then for the pending warn-mode
+// schema checks. It does not close the sink: the caller closes it
+// afterwards, so that no confirmed publish is cut short.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.http.Shutdown(ctx); err != nil {
 		return fmt.Errorf("bridge: shutdown: %w", err)
 	}
-	return nil
+	if s.warnQueue == nil {
+		return nil
+	}
+	s.stopWarn.Do(func() { close(s.warnQueue) })
+	select {
+	case <-s.warnDone:
+		return nil
+	case <-ctx.Done():
+		return fmt.Errorf("bridge: shutdown: schema checks still pending: %w", ctx.Err())
+	}
 }

@@ -17,6 +17,13 @@ import (
 // schedule; the header is for other clients and for humans reading logs.
 const retryAfterSeconds = "5"
 
+// Header values shared by every answer, so that setting them does not
+// allocate; net/http only reads them.
+var (
+	jsonContentType = []string{"application/json"}
+	retryAfter      = []string{retryAfterSeconds}
+)
+
 // Fixed answers: a client never sees internal error text.
 var (
 	bodyMissingSig = []byte(`{"error": "missing X-Webhook-Hash"}` + "\n")
@@ -139,9 +146,9 @@ func (s *Server) warnWorker() {
 
 func (s *Server) fail(w http.ResponseWriter, out outcome, body []byte) outcome {
 	h := w.Header()
-	h.Set("Content-Type", "application/json")
+	h["Content-Type"] = jsonContentType
 	if out.status == http.StatusServiceUnavailable {
-		h.Set("Retry-After", retryAfterSeconds)
+		h["Retry-After"] = retryAfter
 	}
 	w.WriteHeader(out.status)
 	w.Write(body)
@@ -160,7 +167,7 @@ func writeAccepted(w http.ResponseWriter, msg *sinks.Message, duplicate bool) {
 	b = append(b, `", "duplicate": `...)
 	b = strconv.AppendBool(b, duplicate)
 	b = append(b, "}\n"...)
-	w.Header().Set("Content-Type", "application/json")
+	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
 }

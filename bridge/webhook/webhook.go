@@ -234,7 +234,9 @@ func (s *scratch) readEnvelope(n *Notification) error {
 	}
 	if data.Kind() == pyjson.KindString {
 		// What Senfenico really sends: the object serialised into a string.
-		inner, ok := data.AppendStr(nil)
+		// The decoded text is never longer than its JSON form: one
+		// allocation, no growth.
+		inner, ok := data.AppendStr(make([]byte, 0, len(data.Raw())))
 		if !ok {
 			n.Problem = "\"data\" string holds a lone surrogate"
 			return nil

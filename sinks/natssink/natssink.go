@@ -50,6 +50,8 @@ type Sink struct {
 	nc     *nats.Conn
 	js     jetstream.JetStream
 	stream jetstream.Stream
+	// flushes confirms core-mode publishes, one round trip per batch.
+	flushes flushGroup
 
 	// filters is the stream's current subject list ([]string); Publish reads
 	// it without locking, extendMu serialises changes.
@@ -88,6 +90,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
+	s.flushes = flushGroup{nc: s.nc, timeout: cfg.ConnectTimeout}
 	if cfg.Mode == ModeJetStream {
 		if err := s.setupStream(ctx); err != nil {
 			s.nc.Close()
@@ -322,13 +325,7 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		if err := s.nc.PublishMsg(m); err != nil {
 			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 		}
-		if _, ok := ctx.Deadline(); !ok {
-			// FlushWithContext refuses a context without a deadline.
-			var cancel context.CancelFunc
-			ctx, cancel = context.WithTimeout(ctx, s.cfg.ConnectTimeout)
-			defer cancel()
-		}
-		if err := s.nc.FlushWithContext(ctx); err != nil {
+		if err := s.flushes.wait(ctx); err != nil {
 			return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 		}
 		return sinks.Receipt{}, nil

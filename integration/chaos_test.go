@@ -13,6 +13,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/cmd/senfenico-load/loadgen"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
 // The chaos tests break a broker or the bridge in the middle of a burst sent
@@ -67,7 +68,7 @@ func startNATSProcess(t *testing.T) *natsProcess {
 	return p
 }
 
-func (p *natsProcess) url() string { return "nats://127.0.0.1:" + p.port }
+func (p *natsProcess) URL() string { return "nats://127.0.0.1:" + p.port }
 
 func (p *natsProcess) start() {
 	p.t.Helper()
@@ -172,9 +173,9 @@ func assertNoLoss(t *testing.T, sum loadgen.Summary, count int) {
 
 func TestChaosNATSKilledJetStream(t *testing.T) {
 	nats := startNATSProcess(t)
-	p := startBridge(t, map[string]string{"NATS_URL": nats.url(), "PUBLISH_TIMEOUT": "1s", "LOG_LEVEL": "info"})
+	p := startBridge(t, map[string]string{"NATS_URL": nats.URL(), "PUBLISH_TIMEOUT": "1s", "LOG_LEVEL": "info"})
 	const count = 1500
-	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.url(), Stream: "SENFENICO"})
+	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.URL(), Stream: "SENFENICO"})
 	sum := runBurst(t, burst(p.base, "charge.success", count, 300, sub), 1500*time.Millisecond, func() {
 		nats.kill()
 		time.Sleep(2 * time.Second)
@@ -191,9 +192,9 @@ func TestChaosNATSKilledJetStream(t *testing.T) {
 // after deduplication, and the losses stay within the crash's window.
 func TestChaosNATSKilledCore(t *testing.T) {
 	nats := startNATSProcess(t)
-	p := startBridge(t, map[string]string{"NATS_URL": nats.url(), "NATS_MODE": "core", "PUBLISH_TIMEOUT": "1s"})
+	p := startBridge(t, map[string]string{"NATS_URL": nats.URL(), "NATS_MODE": "core", "PUBLISH_TIMEOUT": "1s"})
 	const count = 1500
-	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.url(), Subject: "charge.>"})
+	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.URL(), Subject: "charge.>"})
 	sum := runBurst(t, burst(p.base, "charge.success", count, 300, sub), 1500*time.Millisecond, func() {
 		nats.kill()
 		time.Sleep(2 * time.Second)
@@ -242,12 +243,12 @@ func TestChaosKafkaKilled(t *testing.T) {
 // TestChaosBridgeRestarted sends SIGTERM to the bridge mid-burst and starts a
 // new one on the same port, as an orchestrator's rolling restart would.
 func TestChaosBridgeRestarted(t *testing.T) {
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	port := freePort(t)
-	vars := map[string]string{"NATS_URL": nats.url(), "LISTEN_ADDR": "127.0.0.1:" + port}
+	vars := map[string]string{"NATS_URL": nats.URL(), "LISTEN_ADDR": "127.0.0.1:" + port}
 	first := startBridge(t, vars)
 	const count = 1500
-	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.url(), Stream: "SENFENICO"})
+	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.URL(), Stream: "SENFENICO"})
 	sum := runBurst(t, burst(first.base, "charge.success", count, 300, sub), 1500*time.Millisecond, func() {
 		if code := first.terminate(); code != 0 {
 			t.Errorf("exit %d after SIGTERM", code)
@@ -261,15 +262,15 @@ func TestChaosBridgeRestarted(t *testing.T) {
 // SINKS=nats,kafka: requests get 503 meanwhile, and in the end both brokers
 // hold every notification, NATS exactly once.
 func TestChaosOneOfTwoSinksDown(t *testing.T) {
-	nats := startNATS(t)
+	nats := natstest.Start(t)
 	kb := kafkatest.Start(t)
 	prefix := randomPrefix()
 	p := startBridge(t, map[string]string{
-		"SINKS": "nats,kafka", "NATS_URL": nats.url(), "KAFKA_BROKERS": kb.Addr(),
+		"SINKS": "nats,kafka", "NATS_URL": nats.URL(), "KAFKA_BROKERS": kb.Addr(),
 		"TOPIC_PREFIX": prefix, "DEAD_LETTER_SUBJECT": prefix + "unroutable", "PUBLISH_TIMEOUT": "2s",
 	})
 	const count = 1000
-	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.url(), Stream: "SENFENICO"})
+	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.URL(), Stream: "SENFENICO"})
 	sum := runBurst(t, burst(p.base, "charge.success", count, 200, sub), 1500*time.Millisecond, func() {
 		kb.Stop(t)
 		time.Sleep(3 * time.Second)

@@ -6,7 +6,6 @@ package integration
 import (
 	"bufio"
 	"bytes"
-	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -25,7 +24,6 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/schemas"
-	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
 const testKey = "9e191505-9637-4c2b-a55e-da813b882732"
@@ -50,49 +48,6 @@ func TestMain(m *testing.M) {
 	os.RemoveAll(dir)
 	os.Exit(code)
 }
-
-// natsBroker is a real nats-server with JetStream, on a fixed port and store
-// directory so that a test can kill it and start it again.
-type natsBroker struct {
-	t        *testing.T
-	listen   string
-	storeDir string
-	mu       sync.Mutex
-	srv      *natsembed.Server
-}
-
-func startNATS(t *testing.T) *natsBroker {
-	t.Helper()
-	b := &natsBroker{t: t, listen: "127.0.0.1:" + freePort(t), storeDir: t.TempDir()}
-	b.start()
-	t.Cleanup(b.stop)
-	return b
-}
-
-func (b *natsBroker) start() {
-	b.t.Helper()
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: b.listen, StoreDir: b.storeDir})
-	if err != nil {
-		b.t.Fatalf("start nats-server: %v", err)
-	}
-	b.mu.Lock()
-	b.srv = srv
-	b.mu.Unlock()
-}
-
-func (b *natsBroker) stop() {
-	b.mu.Lock()
-	srv := b.srv
-	b.srv = nil
-	b.mu.Unlock()
-	if srv != nil {
-		ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-		defer cancel()
-		srv.Shutdown(ctx)
-	}
-}
-
-func (b *natsBroker) url() string { return "nats://" + b.listen }
 
 func freePort(t *testing.T) string {
 	t.Helper()

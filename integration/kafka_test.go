@@ -14,6 +14,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
 // record is one Kafka record as a consumer sees it.
@@ -289,11 +290,11 @@ func TestKafkaPerReferenceOrder(t *testing.T) {
 // event; with Kafka down the answer is 503, and the resend after the
 // restart adds no second NATS message.
 func TestBothSinks(t *testing.T) {
-	nb := startNATS(t)
+	nb := natstest.Start(t)
 	kb := kafkatest.Start(t)
 	prefix := randomPrefix()
 	p := startBridge(t, map[string]string{
-		"SINKS": "nats,kafka", "NATS_URL": nb.url(), "KAFKA_BROKERS": kb.Addr(),
+		"SINKS": "nats,kafka", "NATS_URL": nb.URL(), "KAFKA_BROKERS": kb.Addr(),
 		"TOPIC_PREFIX": prefix, "DEAD_LETTER_SUBJECT": prefix + "unroutable", "PUBLISH_TIMEOUT": "2s",
 	})
 	body := notification("transfer.success", randomReference(), 7)
@@ -317,7 +318,7 @@ func TestBothSinks(t *testing.T) {
 	if a.Status != 200 {
 		t.Fatalf("resend: %+v", a)
 	}
-	stored := storedMessages(t, nb.url(), "SENFENICO")
+	stored := storedMessages(t, nb.URL(), "SENFENICO")
 	if len(stored) != 2 {
 		t.Fatalf("NATS holds %d messages, want 2 (the resend must not duplicate)", len(stored))
 	}

@@ -12,6 +12,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
 // storedMessages reads every message of the stream, in order.
@@ -70,8 +71,8 @@ func checkHeaders(t *testing.T, h nats.Header, id, event string) {
 }
 
 func TestVectorsOverJetStream(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url()})
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
 	type landed struct {
 		id, event, subject, body string
 	}
@@ -88,7 +89,7 @@ func TestVectorsOverJetStream(t *testing.T) {
 			want = append(want, landed{a.ID, v.Event, v.Subject, expectedBody(t, v.Body)})
 		}
 	}
-	got := storedMessages(t, broker.url(), "SENFENICO")
+	got := storedMessages(t, broker.URL(), "SENFENICO")
 	if len(got) != len(want) {
 		t.Fatalf("stream holds %d messages, %d requests were answered 200 (forged or broken requests must publish nothing)", len(got), len(want))
 	}
@@ -103,26 +104,26 @@ func TestVectorsOverJetStream(t *testing.T) {
 }
 
 func TestResendIsAnsweredDuplicate(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url()})
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
 	body := notification("charge.success", randomReference(), 1000)
 	first, second := p.post(body, sign(body)), p.post(body, sign(body))
 	if first.Status != 200 || second.Status != 200 || first.Duplicate || !second.Duplicate || first.ID != second.ID {
 		t.Fatalf("first %+v second %+v", first, second)
 	}
-	if n := len(storedMessages(t, broker.url(), "SENFENICO")); n != 1 {
+	if n := len(storedMessages(t, broker.URL(), "SENFENICO")); n != 1 {
 		t.Fatalf("%d messages stored for one notification sent twice", n)
 	}
 }
 
 func TestDeadLetterOverNATS(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url()})
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
 	body := `{"event": "checkout.>", "data": "{\"reference\": \"x\"}"}`
 	if a := p.post(body, sign(body)); a.Status != 200 || a.Subject != "senfenico.unroutable" {
 		t.Fatalf("answer %+v", a)
 	}
-	got := storedMessages(t, broker.url(), "SENFENICO")
+	got := storedMessages(t, broker.URL(), "SENFENICO")
 	if len(got) != 1 || got[0].Subject != "senfenico.unroutable" || string(got[0].Data) != body ||
 		got[0].Header.Get("ce-deadletterreason") != "unroutable-event" || got[0].Header.Get("ce-type") != "checkout.>" {
 		t.Fatalf("dead letter: %+v", got)
@@ -130,13 +131,13 @@ func TestDeadLetterOverNATS(t *testing.T) {
 }
 
 func TestNewEventFamilyIsRouted(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url()})
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
 	body := notification("refund.created", randomReference(), 10)
 	if a := p.post(body, sign(body)); a.Status != 200 || a.Subject != "refund.created" {
 		t.Fatalf("a new family was not routed: %+v", a)
 	}
-	got := storedMessages(t, broker.url(), "SENFENICO")
+	got := storedMessages(t, broker.URL(), "SENFENICO")
 	if len(got) != 1 || got[0].Subject != "refund.created" {
 		t.Fatalf("stored %+v", got)
 	}
@@ -148,13 +149,13 @@ func TestNewEventFamilyIsRouted(t *testing.T) {
 func TestNATSOutage(t *testing.T) {
 	for _, mode := range []string{"jetstream", "core"} {
 		t.Run(mode, func(t *testing.T) {
-			broker := startNATS(t)
-			p := startBridge(t, map[string]string{"NATS_URL": broker.url(), "NATS_MODE": mode, "PUBLISH_TIMEOUT": "1s"})
+			broker := natstest.Start(t)
+			p := startBridge(t, map[string]string{"NATS_URL": broker.URL(), "NATS_MODE": mode, "PUBLISH_TIMEOUT": "1s"})
 			var sub *nats.Subscription
 			var nc *nats.Conn
 			subscribe := func() {
 				var err error
-				nc, err = nats.Connect(broker.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
+				nc, err = nats.Connect(broker.URL(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
 				if err != nil {
 					t.Fatal(err)
 				}
@@ -165,7 +166,7 @@ func TestNATSOutage(t *testing.T) {
 				nc.Flush()
 			}
 			body := notification("charge.success", randomReference(), 500)
-			broker.stop()
+			broker.Stop()
 			start := time.Now()
 			for range 3 {
 				a := p.post(body, sign(body))
@@ -179,7 +180,7 @@ func TestNATSOutage(t *testing.T) {
 			if code := p.get("/readyz"); code != http.StatusServiceUnavailable {
 				t.Fatalf("/readyz %d with the server down", code)
 			}
-			broker.start()
+			broker.StartAgain()
 			subscribe()
 			deadline := time.Now().Add(20 * time.Second)
 			var a answer
@@ -193,7 +194,7 @@ func TestNATSOutage(t *testing.T) {
 				t.Fatalf("resend after the restart: %+v", a)
 			}
 			if mode == "jetstream" {
-				stored := storedMessages(t, broker.url(), "SENFENICO")
+				stored := storedMessages(t, broker.URL(), "SENFENICO")
 				if len(stored) != 1 || stored[0].Header.Get("ce-id") != a.ID {
 					t.Fatalf("stream holds %d messages, want exactly the resend", len(stored))
 				}
@@ -213,9 +214,9 @@ func TestNATSOutage(t *testing.T) {
 }
 
 func TestCoreModeDeliversOnce(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url(), "NATS_MODE": "core"})
-	nc, err := nats.Connect(broker.url())
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL(), "NATS_MODE": "core"})
+	nc, err := nats.Connect(broker.URL())
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -259,8 +260,8 @@ func TestCoreModeDeliversOnce(t *testing.T) {
 // TestSIGTERMDuringBurst stops the bridge in the middle of a burst: every
 // request answered 200 must be in the stream, and the process exits 0.
 func TestSIGTERMDuringBurst(t *testing.T) {
-	broker := startNATS(t)
-	p := startBridge(t, map[string]string{"NATS_URL": broker.url()})
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
 	const n = 400
 	answers := make([]answer, n)
 	var wg sync.WaitGroup
@@ -291,7 +292,7 @@ func TestSIGTERMDuringBurst(t *testing.T) {
 		t.Fatalf("exit code %d after SIGTERM", code)
 	}
 	stored := map[string]bool{}
-	for _, m := range storedMessages(t, broker.url(), "SENFENICO") {
+	for _, m := range storedMessages(t, broker.URL(), "SENFENICO") {
 		stored[m.Header.Get("ce-id")] = true
 	}
 	ok := 0

@@ -62,7 +62,7 @@ func TestNewEventFamilyExtendsStream(t *testing.T) {
 		{name: "family swallows dead-letter subject", subject: "senfenico.audit", filter: "senfenico.>"},
 		{name: "already covered", subject: "checkout.success", filter: "checkout.>"},
 	}
-	nc := b.client(t)
+	nc := b.Client(t)
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			m := sinktest.NewMessage(tc.subject)
@@ -95,7 +95,7 @@ func TestNewEventFamilyExtendsStream(t *testing.T) {
 // lengthens a too-short dedup window.
 func TestExistingStreamIsExtended(t *testing.T) {
 	b := startBroker(t)
-	js, err := jetstream.New(b.client(t))
+	js, err := jetstream.New(b.Client(t))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -127,7 +127,7 @@ func TestExistingStreamIsExtended(t *testing.T) {
 func TestStreamCreatedWithDefaults(t *testing.T) {
 	b := startBroker(t)
 	newSink(t, b.config(natssink.ModeJetStream))
-	sc := streamInfo(t, b.client(t)).Config
+	sc := streamInfo(t, b.Client(t)).Config
 	if sc.Storage != jetstream.FileStorage || sc.Duplicates != natssink.DefaultDedupWindow {
 		t.Errorf("stream storage %v, duplicates %v; want file storage and %v", sc.Storage, sc.Duplicates, natssink.DefaultDedupWindow)
 	}
@@ -159,7 +159,7 @@ func TestHeadersExactly(t *testing.T) {
 		t.Run(tc.name, func(t *testing.T) {
 			s := newSink(t, b.config(tc.mode))
 			subject := sinktest.RandomSubject("headers")
-			nc := b.client(t)
+			nc := b.Client(t)
 			sub, err := nc.SubscribeSync(subject)
 			if err != nil {
 				t.Fatal(err)
@@ -220,16 +220,16 @@ func TestNoFalseSuccessWhenServerDies(t *testing.T) {
 			ctx, cancel := context.WithTimeout(context.Background(), 3*time.Second)
 			defer cancel()
 			if i == n/3 {
-				once.Do(b.stop)
+				once.Do(b.Stop)
 			}
 			_, errs[i] = s.Publish(ctx, msgs[i])
 		})
 	}
 	wg.Wait()
-	once.Do(b.stop)
-	b.start()
+	once.Do(b.Stop)
+	b.StartAgain()
 
-	got := fetchStream(t, b.client(t), subject, 1, 10*time.Second)
+	got := fetchStream(t, b.Client(t), subject, 1, 10*time.Second)
 	stored := map[string]bool{}
 	for _, m := range got {
 		stored[m.Header.Get(natssink.HeaderID)] = true
@@ -253,8 +253,8 @@ func TestPublishWhileDisconnectedFailsFast(t *testing.T) {
 		t.Run(mode, func(t *testing.T) {
 			b := startBroker(t)
 			s := newSink(t, b.config(mode))
-			b.stop()
-			defer b.start()
+			b.Stop()
+			defer b.StartAgain()
 			ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
 			defer cancel()
 			// The sink notices the closed socket asynchronously.
@@ -422,8 +422,8 @@ func TestLogsConnectionState(t *testing.T) {
 	cfg := b.config(natssink.ModeCore)
 	cfg.Logger = slog.New(slog.NewJSONHandler(lockedWriter{&mu, &buf}, nil))
 	s := newSink(t, cfg)
-	b.stop()
-	b.start()
+	b.Stop()
+	b.StartAgain()
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
 	for {

@@ -3,7 +3,6 @@ package natssink_test
 import (
 	"context"
 	"errors"
-	"net"
 	"strconv"
 	"sync"
 	"testing"
@@ -14,76 +13,24 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
-	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinktest"
 )
 
-// broker is a real in-process nats-server that a test can stop and start
-// again on the same port and store directory.
+// broker is a real nats-server (natstest) with the sink-specific helpers
+// these tests share.
 type broker struct {
-	t        *testing.T
-	storeDir string
-	mu       sync.Mutex
-	srv      *natsembed.Server
-	listen   string
+	*natstest.Server
 }
 
 func startBroker(t *testing.T) *broker {
 	t.Helper()
-	b := &broker{t: t, storeDir: t.TempDir(), listen: "127.0.0.1:-1"}
-	b.start()
-	_, port, err := net.SplitHostPort(b.srv.NATS().Addr().String())
-	if err != nil {
-		t.Fatal(err)
-	}
-	// A restart must come back where the clients reconnect to.
-	b.listen = net.JoinHostPort("127.0.0.1", port)
-	t.Cleanup(func() { b.stop() })
-	return b
-}
-
-func (b *broker) start() {
-	b.t.Helper()
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: b.listen, StoreDir: b.storeDir})
-	if err != nil {
-		b.t.Fatalf("start nats-server: %v", err)
-	}
-	b.mu.Lock()
-	b.srv = srv
-	b.mu.Unlock()
-}
-
-func (b *broker) stop() {
-	b.mu.Lock()
-	srv := b.srv
-	b.mu.Unlock()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	if err := srv.Shutdown(ctx); err != nil {
-		b.t.Errorf("stop nats-server: %v", err)
-	}
-}
-
-func (b *broker) url() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.srv.ClientURL()
-}
-
-// client connects a plain test client (not a Sink) to the broker.
-func (b *broker) client(t *testing.T) *nats.Conn {
-	t.Helper()
-	nc, err := nats.Connect(b.url(), nats.MaxReconnects(-1), nats.ReconnectWait(100*time.Millisecond))
-	if err != nil {
-		t.Fatalf("connect test client: %v", err)
-	}
-	t.Cleanup(nc.Close)
-	return nc
+	return &broker{natstest.Start(t)}
 }
 
 func (b *broker) config(mode string) natssink.Config {
 	return natssink.Config{
-		URL:           b.url(),
+		URL:           b.URL(),
 		Mode:          mode,
 		Subjects:      natssink.StreamSubjects("", natssink.DefaultDeadLetterSubject),
 		ReconnectWait: 100 * time.Millisecond,
@@ -169,7 +116,7 @@ func jetStreamHarness(t *testing.T, b *broker) sinktest.Harness {
 			return sinktest.RandomSubject("sinktest")
 		},
 		Fetch: func(t *testing.T, subject string, n int, timeout time.Duration) []sinks.Message {
-			return decodeAll(t, fetchStream(t, b.client(t), subject, n, timeout))
+			return decodeAll(t, fetchStream(t, b.Client(t), subject, n, timeout))
 		},
 		DedupsByID: true,
 		Outage:     b.outage,
@@ -178,8 +125,8 @@ func jetStreamHarness(t *testing.T, b *broker) sinktest.Harness {
 
 func (b *broker) outage(t *testing.T) func() {
 	t.Helper()
-	b.stop()
-	return func() { b.start() }
+	b.Stop()
+	return func() { b.StartAgain() }
 }
 
 // coreHarness subscribes in Subject, since core NATS keeps nothing for a
@@ -195,7 +142,7 @@ func coreHarness(t *testing.T, b *broker) sinktest.Harness {
 		New: func(t *testing.T) sinks.Sink { return newSink(t, b.config(natssink.ModeCore)) },
 		Subject: func(t *testing.T) string {
 			subject := sinktest.RandomSubject("sinktest")
-			nc := b.client(t)
+			nc := b.Client(t)
 			sub, err := nc.SubscribeSync(subject)
 			if err != nil {
 				t.Fatal(err)
@@ -260,10 +207,10 @@ func TestConformanceCore(t *testing.T) {
 func TestConnectPortStable(t *testing.T) {
 	// Guards the outage harness: a restart must reuse the port.
 	b := startBroker(t)
-	before := b.url()
-	b.stop()
-	b.start()
-	if after := b.url(); after != before {
+	before := b.URL()
+	b.Stop()
+	b.StartAgain()
+	if after := b.URL(); after != before {
 		t.Fatalf("restart moved the server from %s to %s", before, after)
 	}
 	if _, err := strconv.Atoi(before[len(before)-4:]); err != nil {

@@ -2,9 +2,7 @@ package fanout_test
 
 import (
 	"context"
-	"fmt"
 	"slices"
-	"sync"
 	"testing"
 	"time"
 
@@ -19,54 +17,28 @@ import (
 // one suite run. Fetch returns what the first holds and fails the test when
 // the second holds something else.
 type pairBroker struct {
-	jetstream bool // first broker deduplicates itself, second gets a dedup window
-
-	mu     sync.Mutex
-	first  []*memsink.Sink
-	second []*memsink.Sink
-	down   error
+	jetstream     bool // first broker deduplicates itself, second gets a dedup window
+	first, second memsink.Broker
 }
 
 func (b *pairBroker) newSink(t *testing.T) sinks.Sink {
 	t.Helper()
 	var s1, s2 sinks.Sink
-	var m1, m2 *memsink.Sink
 	if b.jetstream {
-		m1 = memsink.New(memsink.WithName("nats"), memsink.WithDedupByID())
-		m2 = memsink.New(memsink.WithName("kafka"))
-		s1, s2 = m1, dedup.Wrap(m2, dedup.Config{})
+		s1 = b.first.NewSink(memsink.WithName("nats"), memsink.WithDedupByID())
+		s2 = dedup.Wrap(b.second.NewSink(memsink.WithName("kafka")), dedup.Config{})
 	} else {
-		m1 = memsink.New(memsink.WithName("nats"))
-		m2 = memsink.New(memsink.WithName("kafka"))
-		s1, s2 = m1, m2
+		s1 = b.first.NewSink(memsink.WithName("nats"))
+		s2 = b.second.NewSink(memsink.WithName("kafka"))
 	}
-	b.mu.Lock()
-	b.first, b.second = append(b.first, m1), append(b.second, m2)
-	m1.SetErr(b.down)
-	m2.SetErr(b.down)
-	b.mu.Unlock()
 	f := fanout.New(s1, s2)
 	t.Cleanup(func() { _ = f.Close(context.Background()) })
 	return f
 }
 
-func onSubject(ss []*memsink.Sink, subject string) []sinks.Message {
-	var out []sinks.Message
-	for _, s := range ss {
-		for _, m := range s.Messages() {
-			if m.Subject == subject {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
-
 func (b *pairBroker) fetch(t *testing.T, subject string, _ int, _ time.Duration) []sinks.Message {
 	t.Helper()
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	first, second := onSubject(b.first, subject), onSubject(b.second, subject)
+	first, second := b.first.Messages(subject), b.second.Messages(subject)
 	// Publishes run concurrently, so the two brokers may order them
 	// differently; they must hold the same messages.
 	ids1, ids2 := sortedIDs(first), sortedIDs(second)
@@ -86,17 +58,8 @@ func sortedIDs(msgs []sinks.Message) []string {
 }
 
 func (b *pairBroker) outage(*testing.T) func() {
-	b.setDown(fmt.Errorf("test: brokers stopped: %w", sinks.ErrUnavailable))
-	return func() { b.setDown(nil) }
-}
-
-func (b *pairBroker) setDown(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.down = err
-	for _, s := range append(slices.Clone(b.first), b.second...) {
-		s.SetErr(err)
-	}
+	restart1, restart2 := b.first.Stop(), b.second.Stop()
+	return func() { restart1(); restart2() }
 }
 
 func TestConformance(t *testing.T) {

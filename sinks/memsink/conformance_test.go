@@ -2,8 +2,6 @@ package memsink_test
 
 import (
 	"context"
-	"fmt"
-	"sync"
 	"testing"
 	"time"
 
@@ -11,53 +9,6 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinktest"
 )
-
-// memBroker plays the broker behind every memory sink of one suite run: Fetch
-// reads what any of them stored and Outage fails all of them.
-type memBroker struct {
-	mu    sync.Mutex
-	sinks []*memsink.Sink
-	down  error
-}
-
-func (b *memBroker) newSink(t *testing.T, opts ...memsink.Option) *memsink.Sink {
-	t.Helper()
-	s := memsink.New(opts...)
-	b.mu.Lock()
-	b.sinks = append(b.sinks, s)
-	s.SetErr(b.down)
-	b.mu.Unlock()
-	t.Cleanup(func() { _ = s.Close(context.Background()) })
-	return s
-}
-
-func (b *memBroker) fetch(_ *testing.T, subject string, _ int, _ time.Duration) []sinks.Message {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	var out []sinks.Message
-	for _, s := range b.sinks {
-		for _, m := range s.Messages() {
-			if m.Subject == subject {
-				out = append(out, m)
-			}
-		}
-	}
-	return out
-}
-
-func (b *memBroker) outage(*testing.T) func() {
-	b.setDown(fmt.Errorf("memsink: broker stopped: %w", sinks.ErrUnavailable))
-	return func() { b.setDown(nil) }
-}
-
-func (b *memBroker) setDown(err error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	b.down = err
-	for _, s := range b.sinks {
-		s.SetErr(err)
-	}
-}
 
 func TestConformance(t *testing.T) {
 	tests := []struct {
@@ -69,18 +20,22 @@ func TestConformance(t *testing.T) {
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
-			b := &memBroker{}
+			b := &memsink.Broker{}
 			var opts []memsink.Option
 			if tt.dedup {
 				opts = append(opts, memsink.WithDedupByID())
 			}
 			sinktest.Run(t, sinktest.Harness{
-				New:        func(t *testing.T) sinks.Sink { return b.newSink(t, opts...) },
+				New: func(t *testing.T) sinks.Sink {
+					s := b.NewSink(opts...)
+					t.Cleanup(func() { _ = s.Close(context.Background()) })
+					return s
+				},
 				Subject:    func(*testing.T) string { return sinktest.RandomSubject("memsink") },
-				Fetch:      b.fetch,
+				Fetch:      func(_ *testing.T, subject string, _ int, _ time.Duration) []sinks.Message { return b.Messages(subject) },
 				DedupsByID: tt.dedup,
 				CarriesKey: true,
-				Outage:     b.outage,
+				Outage:     func(*testing.T) func() { return b.Stop() },
 			})
 		})
 	}

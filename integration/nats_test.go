@@ -116,6 +116,23 @@ func TestResendIsAnsweredDuplicate(t *testing.T) {
 	}
 }
 
+// TestResendToAnotherInstance sends a notification to one bridge and its
+// resend to another (a load balancer, or a restart): the second has never
+// seen the id, and JetStream's own window must answer duplicate.
+func TestResendToAnotherInstance(t *testing.T) {
+	broker := natstest.Start(t)
+	first := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
+	second := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
+	body := notification("settlement.success", randomReference(), 500)
+	a, b := first.post(body, sign(body)), second.post(body, sign(body))
+	if a.Status != 200 || b.Status != 200 || a.Duplicate || !b.Duplicate || a.ID != b.ID {
+		t.Fatalf("first instance %+v, second %+v: want the second to be a duplicate", a, b)
+	}
+	if n := len(storedMessages(t, broker.URL(), "SENFENICO")); n != 1 {
+		t.Fatalf("%d messages stored", n)
+	}
+}
+
 func TestDeadLetterOverNATS(t *testing.T) {
 	broker := natstest.Start(t)
 	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})

@@ -36,9 +36,9 @@ func (s *sinkStack) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
-// buildSinks connects every sink SINKS names. Sinks whose broker does not
-// deduplicate (core NATS, Kafka) get an in-process window; each sink is
-// instrumented; several are fanned out.
+// buildSinks connects every sink SINKS names. Each gets an in-process
+// deduplication window (the only one for core NATS and Kafka, a first line in
+// front of JetStream's), each is instrumented, several are fanned out.
 func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (_ *sinkStack, err error) {
 	stack := &sinkStack{}
 	var built []sinks.Sink
@@ -61,10 +61,11 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			if err != nil {
 				return nil, err
 			}
-			s = metrics.Wrap(ns)
-			if cfg.NATSMode == natssink.ModeCore {
-				s = dedup.Wrap(s, window)
-			}
+			// JetStream drops a resend from the stream, but a JetStream
+			// publish is also a plain publish that core subscribers receive;
+			// the in-process window keeps a resend to this instance off the
+			// wire altogether, in both modes.
+			s = dedup.Wrap(metrics.Wrap(ns), window)
 		case "kafka":
 			ks, err := kafkasink.New(ctx, kafkasink.Config{
 				Brokers:          cfg.KafkaBrokers,

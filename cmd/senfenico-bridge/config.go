@@ -48,6 +48,7 @@ type config struct {
 	KafkaBrokers          []string `env:"KAFKA_BROKERS" envSeparator:","`
 	KafkaTopicPartitions  int      `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"3"`
 	KafkaTopicReplication int      `env:"KAFKA_TOPIC_REPLICATION" envDefault:"1"`
+	KafkaTLS              bool     `env:"KAFKA_TLS" envDefault:"false"`
 	KafkaTLSCA            string   `env:"KAFKA_TLS_CA"`
 	KafkaTLSCert          string   `env:"KAFKA_TLS_CERT"`
 	KafkaTLSKey           string   `env:"KAFKA_TLS_KEY"`

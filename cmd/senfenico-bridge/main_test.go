@@ -62,6 +62,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad SASL mechanism", map[string]string{"KAFKA_SASL_MECHANISM": "gssapi"}, "KAFKA_SASL_MECHANISM"},
 		{"bad partitions", map[string]string{"KAFKA_TOPIC_PARTITIONS": "-1"}, "KAFKA_TOPIC_PARTITIONS"},
 		{"cert without key", map[string]string{"NATS_TLS_CERT": "c.pem"}, "NATS_TLS_CERT"},
+		{"bad TLS switch", map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -71,6 +71,7 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 				Brokers:          cfg.KafkaBrokers,
 				TopicPartitions:  cfg.KafkaTopicPartitions,
 				TopicReplication: cfg.KafkaTopicReplication,
+				TLS:              cfg.KafkaTLS,
 				CAFile:           cfg.KafkaTLSCA,
 				CertFile:         cfg.KafkaTLSCert,
 				KeyFile:          cfg.KafkaTLSKey,

@@ -11,6 +11,11 @@
 #   KAFKA_STOP_TIMEOUT     seconds stop.sh waits after SIGTERM before SIGKILL, default 20
 #   KAFKA_WATCH_PID        when set, the broker is killed once that process is gone
 #                          (tests pass their own PID so a killed test leaks no JVM)
+#   KAFKA_EXTRA_PROPERTIES a file appended to server.properties (extra listeners:
+#                          SASL, TLS), with {{PORT}} and {{CTL}} replaced by the
+#                          client and controller ports
+#   KAFKA_FORMAT_ARGS      extra words for the first storage format, such as
+#                          --add-scram SCRAM-SHA-256=[name=u,password=p]
 
 KAFKA_SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
 KAFKA_PORT=${KAFKA_PORT:-19092}

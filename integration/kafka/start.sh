@@ -107,6 +107,14 @@ broker.session.timeout.ms=4000
 broker.heartbeat.interval.ms=500
 EOF
 
+if [[ -n ${KAFKA_EXTRA_PROPERTIES:-} ]]; then
+	# Later keys win in a properties file: a test can redefine listeners to
+	# add SASL or TLS ones, writing {{PORT}} and {{CTL}} for this broker's
+	# client and controller ports.
+	sed -e "s/{{PORT}}/$KAFKA_PORT/g" -e "s/{{CTL}}/$KAFKA_CONTROLLER_PORT/g" \
+		"$KAFKA_EXTRA_PROPERTIES" >>"$KAFKA_RUN_DIR/server.properties"
+fi
+
 cat >"$KAFKA_RUN_DIR/log4j2.properties" <<EOF
 appender.file.type=File
 appender.file.name=file
@@ -124,9 +132,10 @@ if [[ ! -f $KAFKA_RUN_DIR/data/meta.properties ]]; then
 	# A Kafka Uuid is 16 random bytes in unpadded URL-safe base64; making it
 	# here saves a JVM start.
 	cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	read -r -a format_args <<<"${KAFKA_FORMAT_ARGS:-}"
 	java -Xmx128m -cp "$cp" -Dlog4j2.configurationFile="$KAFKA_RUN_DIR/log4j2.properties" \
 		kafka.tools.StorageTool format --standalone -t "$cluster_id" \
-		-c "$KAFKA_RUN_DIR/server.properties" >"$KAFKA_RUN_DIR/format.log" 2>&1 || {
+		-c "$KAFKA_RUN_DIR/server.properties" "${format_args[@]}" >"$KAFKA_RUN_DIR/format.log" 2>&1 || {
 		kafka_log "formatting storage failed:"
 		cat "$KAFKA_RUN_DIR/format.log" >&2
 		exit 1

@@ -2,15 +2,7 @@ package natssink_test
 
 import (
 	"context"
-	"crypto/ecdsa"
-	"crypto/elliptic"
-	"crypto/rand"
-	"crypto/x509"
-	"crypto/x509/pkix"
-	"encoding/pem"
 	"errors"
-	"math/big"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
@@ -19,87 +11,21 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nkeys"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testpki"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinktest"
 )
-
-// pki is a throwaway CA with a server certificate for 127.0.0.1 and a
-// client certificate, as PEM files.
-type pki struct {
-	caFile, serverCert, serverKey, clientCert, clientKey string
-}
-
-func newPKI(t *testing.T, dir string) pki {
-	t.Helper()
-	caKey, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-	if err != nil {
-		t.Fatal(err)
-	}
-	caTmpl := &x509.Certificate{
-		SerialNumber:          big.NewInt(1),
-		Subject:               pkix.Name{CommonName: "test CA"},
-		NotBefore:             time.Now().Add(-time.Hour),
-		NotAfter:              time.Now().Add(time.Hour),
-		IsCA:                  true,
-		KeyUsage:              x509.KeyUsageCertSign,
-		BasicConstraintsValid: true,
-	}
-	caDER, err := x509.CreateCertificate(rand.Reader, caTmpl, caTmpl, &caKey.PublicKey, caKey)
-	if err != nil {
-		t.Fatal(err)
-	}
-	ca, _ := x509.ParseCertificate(caDER)
-	p := pki{caFile: filepath.Join(dir, "ca.pem")}
-	writePEM(t, p.caFile, "CERTIFICATE", caDER)
-	leaf := func(name string, serial int64, usage x509.ExtKeyUsage) (certFile, keyFile string) {
-		key, err := ecdsa.GenerateKey(elliptic.P256(), rand.Reader)
-		if err != nil {
-			t.Fatal(err)
-		}
-		tmpl := &x509.Certificate{
-			SerialNumber: big.NewInt(serial),
-			Subject:      pkix.Name{CommonName: name},
-			NotBefore:    time.Now().Add(-time.Hour),
-			NotAfter:     time.Now().Add(time.Hour),
-			KeyUsage:     x509.KeyUsageDigitalSignature,
-			ExtKeyUsage:  []x509.ExtKeyUsage{usage},
-			IPAddresses:  []net.IP{net.ParseIP("127.0.0.1")},
-		}
-		der, err := x509.CreateCertificate(rand.Reader, tmpl, ca, &key.PublicKey, caKey)
-		if err != nil {
-			t.Fatal(err)
-		}
-		keyDER, err := x509.MarshalECPrivateKey(key)
-		if err != nil {
-			t.Fatal(err)
-		}
-		certFile, keyFile = filepath.Join(dir, name+".pem"), filepath.Join(dir, name+"-key.pem")
-		writePEM(t, certFile, "CERTIFICATE", der)
-		writePEM(t, keyFile, "EC PRIVATE KEY", keyDER)
-		return certFile, keyFile
-	}
-	p.serverCert, p.serverKey = leaf("server", 2, x509.ExtKeyUsageServerAuth)
-	p.clientCert, p.clientKey = leaf("client", 3, x509.ExtKeyUsageClientAuth)
-	return p
-}
-
-func writePEM(t *testing.T, path, kind string, der []byte) {
-	t.Helper()
-	if err := os.WriteFile(path, pem.EncodeToMemory(&pem.Block{Type: kind, Bytes: der}), 0o600); err != nil {
-		t.Fatal(err)
-	}
-}
 
 // TestTLSAndNKey connects through mutual TLS and with an NKey seed file to
 // servers that require them, and checks that a missing client certificate,
 // an unknown CA and a wrong seed are refused.
 func TestTLSAndNKey(t *testing.T) {
 	dir := t.TempDir()
-	good, other := newPKI(t, t.TempDir()), newPKI(t, t.TempDir())
+	good, other := testpki.New(t), testpki.New(t)
 
 	tlsConfig, err := server.GenTLSConfig(&server.TLSConfigOpts{
-		CertFile: good.serverCert, KeyFile: good.serverKey, CaFile: good.caFile, Verify: true,
+		CertFile: good.ServerCert, KeyFile: good.ServerKey, CaFile: good.CA, Verify: true,
 	})
 	if err != nil {
 		t.Fatal(err)
@@ -125,10 +51,10 @@ func TestTLSAndNKey(t *testing.T) {
 		cfg     natssink.Config
 		wantErr bool
 	}{
-		{"mutual TLS", natssink.Config{URL: tlsURL, CAFile: good.caFile, CertFile: good.clientCert, KeyFile: good.clientKey}, false},
-		{"TLS without a client certificate", natssink.Config{URL: tlsURL, CAFile: good.caFile}, true},
-		{"server from an unknown CA", natssink.Config{URL: tlsURL, CAFile: other.caFile, CertFile: good.clientCert, KeyFile: good.clientKey}, true},
-		{"client certificate from another CA", natssink.Config{URL: tlsURL, CAFile: good.caFile, CertFile: other.clientCert, KeyFile: other.clientKey}, true},
+		{"mutual TLS", natssink.Config{URL: tlsURL, CAFile: good.CA, CertFile: good.ClientCert, KeyFile: good.ClientKey}, false},
+		{"TLS without a client certificate", natssink.Config{URL: tlsURL, CAFile: good.CA}, true},
+		{"server from an unknown CA", natssink.Config{URL: tlsURL, CAFile: other.CA, CertFile: good.ClientCert, KeyFile: good.ClientKey}, true},
+		{"client certificate from another CA", natssink.Config{URL: tlsURL, CAFile: good.CA, CertFile: other.ClientCert, KeyFile: other.ClientKey}, true},
 		{"NKey seed", natssink.Config{URL: nkeyURL, NKeySeedFile: seedFile}, false},
 		{"unknown NKey", natssink.Config{URL: nkeyURL, NKeySeedFile: strangerFile}, true},
 	}

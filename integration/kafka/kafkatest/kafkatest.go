@@ -39,6 +39,7 @@ type Broker struct {
 	runDir  string
 	port    int
 	ctlPort int
+	env     []string // extra start.sh settings (StartWith)
 
 	mu sync.Mutex // serialises the scripts
 }
@@ -51,7 +52,16 @@ type Broker struct {
 // fetched) and fails the test if it does not.
 func Start(t testing.TB) *Broker {
 	t.Helper()
-	b, err := start(t.TempDir())
+	return StartWith(t)
+}
+
+// StartWith is Start with extra start.sh settings, as "NAME=value" words:
+// KAFKA_EXTRA_PROPERTIES (a file appended to server.properties, e.g. to add
+// SASL or TLS listeners) and KAFKA_FORMAT_ARGS (e.g. SCRAM credentials).
+// Ports the extra listeners use are the caller's to choose.
+func StartWith(t testing.TB, env ...string) *Broker {
+	t.Helper()
+	b, err := start(t.TempDir(), env...)
 	if err != nil {
 		t.Fatalf("kafkatest: %v", err)
 	}
@@ -158,7 +168,7 @@ func Main(m *testing.M) int {
 // start runs start.sh for a broker on free ports with its state in runDir.
 // Another process can take a port between our probe and the JVM's bind, so
 // a failed start is retried on new ports.
-func start(runDir string) (*Broker, error) {
+func start(runDir string, env ...string) (*Broker, error) {
 	var err error
 	for attempt := range 3 {
 		var ports []int
@@ -170,6 +180,7 @@ func start(runDir string) (*Broker, error) {
 			runDir:  filepath.Join(runDir, strconv.Itoa(attempt)),
 			port:    ports[0],
 			ctlPort: ports[1],
+			env:     env,
 		}
 		if err = b.script("start.sh"); err == nil {
 			b.addr = net.JoinHostPort("127.0.0.1", strconv.Itoa(b.port))
@@ -240,6 +251,7 @@ func (b *Broker) script(name string) error {
 		"KAFKA_RUN_DIR="+b.runDir,
 		"KAFKA_WATCH_PID="+strconv.Itoa(os.Getpid()),
 	)
+	cmd.Env = append(cmd.Env, b.env...)
 	var out bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &out, &out
 	began := time.Now()

@@ -64,9 +64,7 @@ type Sink struct {
 	// topics maps a topic name to *topicState.
 	topics sync.Map
 
-	mu       sync.Mutex // guards closed and inflight.Add against Close
-	closed   bool
-	inflight sync.WaitGroup
+	gate sinks.Gate
 }
 
 // topicState makes one publisher create a topic while the others wait; a
@@ -146,10 +144,10 @@ func (s *Sink) Name() string { return "kafka" }
 // false. Errors wrap sinks.ErrUnavailable, or sinks.ErrClosed after Close.
 // It is safe for concurrent use.
 func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w", msg.Subject, sinks.ErrClosed)
 	}
-	defer s.inflight.Done()
+	defer s.gate.Exit()
 	if err := ctx.Err(); err != nil {
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
@@ -168,16 +166,6 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
 	return sinks.Receipt{}, nil
-}
-
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.inflight.Add(1)
-	return true
 }
 
 func (s *Sink) publishErr(topic string, err error) error {
@@ -325,10 +313,7 @@ func Decode(m kafka.Message) (sinks.Message, error) {
 // brokers are down. Errors wrap sinks.ErrUnavailable, or sinks.ErrClosed
 // after Close.
 func (s *Sink) Ready(ctx context.Context) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.gate.Closed() {
 		return fmt.Errorf("kafkasink: ready: %w", sinks.ErrClosed)
 	}
 	if err := s.ping(ctx); err != nil {
@@ -351,16 +336,12 @@ func (s *Sink) ping(ctx context.Context) error {
 // error when publishes or the writer were still busy; those publishes then
 // fail with sinks.ErrClosed or sinks.ErrUnavailable.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	first, err := s.gate.Close(ctx)
+	if !first {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
-
 	var errs []error
-	if err := waitCtx(ctx, s.inflight.Wait); err != nil {
+	if err != nil {
 		errs = append(errs, fmt.Errorf("kafkasink: close: in-flight publishes: %w", err))
 	}
 	// Writer.Close waits for every batch, including retries of batches whose

@@ -61,9 +61,7 @@ type Sink struct {
 	// publish found no stream listening (someone changed its subjects).
 	stale atomic.Bool
 
-	mu       sync.Mutex // guards closed and wg.Add against Close
-	closed   bool
-	inflight sync.WaitGroup
+	gate sinks.Gate
 }
 
 // New connects to NATS and, in JetStream mode, creates the stream or makes
@@ -310,10 +308,10 @@ func (s *Sink) Connected() bool { return s.nc.IsConnected() }
 // while the connection is down. Errors wrap sinks.ErrUnavailable, or
 // sinks.ErrClosed after Close. It is safe for concurrent use.
 func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
-	if !s.enter() {
+	if !s.gate.Enter() {
 		return sinks.Receipt{}, fmt.Errorf("natssink: publish %s: %w", msg.Subject, sinks.ErrClosed)
 	}
-	defer s.inflight.Done()
+	defer s.gate.Exit()
 	if err := ctx.Err(); err != nil {
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
@@ -344,16 +342,6 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
 	return sinks.Receipt{Duplicate: ack.Duplicate}, nil
-}
-
-func (s *Sink) enter() bool {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	if s.closed {
-		return false
-	}
-	s.inflight.Add(1)
-	return true
 }
 
 func (s *Sink) publishErr(subject string, err error) error {
@@ -413,10 +401,7 @@ func Decode(m *nats.Msg) (sinks.Message, error) {
 // stream answers an info request before ctx ends. Errors wrap
 // sinks.ErrUnavailable, or sinks.ErrClosed after Close.
 func (s *Sink) Ready(ctx context.Context) error {
-	s.mu.Lock()
-	closed := s.closed
-	s.mu.Unlock()
-	if closed {
+	if s.gate.Closed() {
 		return fmt.Errorf("natssink: ready: %w", sinks.ErrClosed)
 	}
 	if st := s.nc.Status(); st != nats.CONNECTED {
@@ -435,24 +420,12 @@ func (s *Sink) Ready(ctx context.Context) error {
 // idempotent: later calls return nil. It returns ctx's error when publishes
 // were still running; those then fail with sinks.ErrUnavailable.
 func (s *Sink) Close(ctx context.Context) error {
-	s.mu.Lock()
-	if s.closed {
-		s.mu.Unlock()
+	first, err := s.gate.Close(ctx)
+	if !first {
 		return nil
 	}
-	s.closed = true
-	s.mu.Unlock()
-
-	done := make(chan struct{})
-	go func() {
-		s.inflight.Wait()
-		close(done)
-	}()
-	var err error
-	select {
-	case <-done:
-	case <-ctx.Done():
-		err = fmt.Errorf("natssink: close: in-flight publishes: %w", ctx.Err())
+	if err != nil {
+		err = fmt.Errorf("natssink: close: in-flight publishes: %w", err)
 	}
 	// Every confirmed publish already had its ack or flush, so nothing is
 	// left to drain.

@@ -11,6 +11,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/senfenico-bridge/senfenico-bridge/cmd/senfenico-load/loadgen"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
@@ -184,28 +187,45 @@ func TestChaosNATSKilledJetStream(t *testing.T) {
 	assertNoLoss(t, sum, count)
 }
 
-// TestChaosNATSKilledCore: core NATS stores nothing, so a server killed
-// between routing a message and writing it to a subscriber's socket loses it
-// even though the bridge had its flush round trip: core mode is at most once
-// for subscribers (README). The test holds the bridge to what it controls:
-// every notification is eventually answered 200 and delivered at most once
-// after deduplication, and the losses stay within the crash's window.
+// TestChaosNATSKilledCore: core NATS stores nothing, and a subscriber that
+// is still reconnecting after the restart misses what the server routes
+// meanwhile (core NATS is at most once for subscribers, README). What the
+// bridge promises in core mode is narrower: a 200 only once the server
+// received the message. The observer is therefore the server itself: a
+// stream the test puts on the subjects records what the server received,
+// and the bridge, in core mode, knows nothing of it. The only loss allowed is
+// the crash's own window, between the server's answer to the bridge's flush
+// and the stream writing the message.
 func TestChaosNATSKilledCore(t *testing.T) {
-	nats := startNATSProcess(t)
-	p := startBridge(t, map[string]string{"NATS_URL": nats.URL(), "NATS_MODE": "core", "PUBLISH_TIMEOUT": "1s"})
+	server := startNATSProcess(t)
+	nc, err := nats.Connect(server.URL())
+	if err != nil {
+		t.Fatal(err)
+	}
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "RECEIVED", Subjects: []string{"charge.>"}, Storage: jetstream.FileStorage}); err != nil {
+		t.Fatal(err)
+	}
+	nc.Close()
+	p := startBridge(t, map[string]string{"NATS_URL": server.URL(), "NATS_MODE": "core", "PUBLISH_TIMEOUT": "1s"})
 	const count = 1500
-	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: nats.URL(), Subject: "charge.>"})
+	sub := loadgen.NewNATSSubscriber(loadgen.NATSConfig{URL: server.URL(), Stream: "RECEIVED"})
 	sum := runBurst(t, burst(p.base, "charge.success", count, 300, sub), 1500*time.Millisecond, func() {
-		nats.kill()
+		server.kill()
 		time.Sleep(2 * time.Second)
-		nats.start()
+		server.start()
 	})
 	if sum.Answered200 != count {
 		t.Fatalf("%d of %d answered 200", sum.Answered200, count)
 	}
 	d := sum.Deliveries
-	if d.Unique+d.Lost != count || d.Lost > count/50 {
-		t.Fatalf("delivered %d, lost %d of %d: more than the crash window can explain", d.Unique, d.Lost, count)
+	if d.Unique+d.Lost != count || d.Lost > 5 {
+		t.Fatalf("the server received %d, lost %d of %d: more than the crash window explains", d.Unique, d.Lost, count)
 	}
 	if sum.Requests == count {
 		t.Fatal("no request was refused: the fault did not hit the burst")

@@ -39,35 +39,37 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 
-	out, msg := s.process(w, r, received)
+	out, msg, publishErr := s.process(w, r, received)
+	latency := time.Since(received)
 	s.metrics.requests[out].Inc()
-	s.metrics.duration[out.status].Observe(time.Since(received).Seconds())
-	s.logRequest(r.Context(), out, msg, time.Since(received))
+	s.metrics.duration[out.status].Observe(latency.Seconds())
+	s.logRequest(r.Context(), out, msg, publishErr, latency)
 }
 
-// process handles one webhook and writes the answer. It returns the outcome
-// and, once a message was built, the message.
-func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message) {
+// process handles one webhook and writes the answer. It returns the outcome,
+// the message once one was built, and the sink's error when the publish was
+// not confirmed (for the request's log line; the client never sees it).
+func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused from the header alone: the body is never read.
-		return s.fail(w, outTooLarge, bodyTooLarge), nil
+		return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
 	}
 	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
-			return s.fail(w, outTooLarge, bodyTooLarge), nil
+			return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
 		}
-		return s.fail(w, outUnreadable, bodyUnreadable), nil
+		return s.fail(w, outUnreadable, bodyUnreadable), nil, nil
 	}
 
 	n, err := s.decoder.Decode(body, r.Header.Get(webhook.HeaderName))
 	switch {
 	case errors.Is(err, webhook.ErrMissingSignature):
-		return s.fail(w, outMissingSig, bodyMissingSig), nil
+		return s.fail(w, outMissingSig, bodyMissingSig), nil, nil
 	case errors.Is(err, webhook.ErrMalformed):
-		return s.fail(w, outMalformed, bodyMalformed), nil
+		return s.fail(w, outMalformed, bodyMalformed), nil, nil
 	case err != nil:
-		return s.fail(w, outBadSig, bodyBadSig), nil
+		return s.fail(w, outBadSig, bodyBadSig), nil, nil
 	}
 
 	msg := s.router.message(&n, body, received)
@@ -85,15 +87,13 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	receipt, err := s.sink.Publish(ctx, msg)
 	cancel()
 	if err != nil {
-		s.log.LogAttrs(r.Context(), slog.LevelWarn, "publish not confirmed",
-			slog.String("subject", msg.Subject), slog.String("id", msg.ID), slog.Any("err", err))
-		return s.fail(w, outSinkUnavailable, bodyUnavail), msg
+		return s.fail(w, outSinkUnavailable, bodyUnavail), msg, err
 	}
 	if receipt.Duplicate && out == outPublished {
 		out = outDuplicate
 	}
 	writeAccepted(w, msg, receipt.Duplicate)
-	return out, msg
+	return out, msg, nil
 }
 
 // checkSchema validates a routed message. In enforce mode it does so on the
@@ -184,7 +184,9 @@ func readBody(r io.Reader, length int64) ([]byte, error) {
 	return body, nil
 }
 
-func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message, latency time.Duration) {
+// logRequest writes the request's one log line: warn for a 503, with the
+// sink's error; info otherwise.
+func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message, publishErr error, latency time.Duration) {
 	level := slog.LevelInfo
 	if out.status >= 500 {
 		level = slog.LevelWarn
@@ -202,6 +204,9 @@ func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message
 			slog.String("event", msg.Type),
 			slog.String("subject", msg.Subject),
 			slog.String("id", msg.ID))
+	}
+	if publishErr != nil {
+		attrs = append(attrs, slog.Any("err", publishErr))
 	}
 	s.log.LogAttrs(ctx, level, "webhook", attrs...)
 }

@@ -118,9 +118,7 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 		srv, err := natsembed.Start(natsembed.EmbeddedConfig{
 			Listen:   cfg.NATSEmbeddedListen,
 			StoreDir: cfg.DataDir,
-			// The server's start-up banner is noise in the bridge's log;
-			// its warnings and errors are not.
-			Logger: slog.New(minLevel{logger.Handler(), max(slog.LevelWarn, cfg.LogLevel)}),
+			Logger:   logger,
 		})
 		if err != nil {
 			return nil, fmt.Errorf("embedded NATS server (NATS_EMBEDDED_LISTEN %s, DATA_DIR %s): %w", cfg.NATSEmbeddedListen, cfg.DataDir, err)
@@ -138,23 +136,4 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 		return nil, fmt.Errorf("nats sink (NATS_URL %q): %w", cfg.NATSURL, err)
 	}
 	return s, nil
-}
-
-// minLevel passes on only records at or above level. slog has no built-in
-// way to raise the level of one component's logger.
-type minLevel struct {
-	slog.Handler
-	level slog.Level
-}
-
-func (h minLevel) Enabled(ctx context.Context, l slog.Level) bool {
-	return l >= h.level && h.Handler.Enabled(ctx, l)
-}
-
-func (h minLevel) WithAttrs(attrs []slog.Attr) slog.Handler {
-	return minLevel{h.Handler.WithAttrs(attrs), h.level}
-}
-
-func (h minLevel) WithGroup(name string) slog.Handler {
-	return minLevel{h.Handler.WithGroup(name), h.level}
 }

@@ -67,3 +67,31 @@ kafka_wait_ports_free() {
 		done
 	done
 }
+
+# kafka_stop stops this run dir's broker with signal $1 (TERM or KILL). After
+# TERM it waits $2 seconds before a KILL; either way it returns once the
+# process is gone and the ports are free, saying $3 ("stopped", "killed").
+# A broker that is not running is fine.
+kafka_stop() {
+	local signal=$1 grace=$2 done_word=$3 pid
+	if ! pid=$(kafka_pid); then
+		rm -f "$KAFKA_PID_FILE"
+		kafka_log "not running"
+		return 0
+	fi
+	kill -"$signal" "$pid" 2>/dev/null || true
+	if [[ $signal != KILL ]] && ! kafka_wait_gone "$pid" "$grace"; then
+		kafka_log "pid $pid ignored SIG$signal for ${grace}s; killing it"
+		kill -KILL "$pid" 2>/dev/null || true
+	fi
+	kafka_wait_gone "$pid" 10 || {
+		kafka_log "pid $pid survived SIGKILL"
+		return 1
+	}
+	kafka_wait_ports_free 10 || {
+		kafka_log "ports $KAFKA_PORT/$KAFKA_CONTROLLER_PORT still taken after pid $pid exited"
+		return 1
+	}
+	rm -f "$KAFKA_PID_FILE"
+	kafka_log "$done_word (pid $pid)"
+}

@@ -11,9 +11,9 @@ package dedup
 
 import (
 	"context"
+	"crypto/sha256"
 	"errors"
 	"fmt"
-	"strings"
 	"sync"
 	"sync/atomic"
 	"time"
@@ -28,7 +28,7 @@ var ErrInvalidConfig = errors.New("dedup: invalid config")
 const (
 	// DefaultWindow covers Senfenico's one hour of resends with a margin.
 	DefaultWindow = 65 * time.Minute
-	// DefaultMaxEntries bounds memory to roughly 17 MB (see Config.MaxEntries)
+	// DefaultMaxEntries bounds memory to roughly 9.5 MB (see Config.MaxEntries)
 	// and holds a full window at a sustained 25 events per second.
 	DefaultMaxEntries = 100_000
 )
@@ -42,10 +42,11 @@ type Config struct {
 	// forgotten before their window ends, so a resend of them would be
 	// published again. Default DefaultMaxEntries (100 000).
 	//
-	// Each entry costs about 170 bytes on amd64 (measured with full churn):
-	// the 32-byte ID copy, a 48-byte entry (state and timestamp), a 24-byte
-	// slot in the eviction ring, and the map's slot and spare capacity. 100 000
-	// entries are thus about 17 MB.
+	// Each entry costs about 95 bytes on amd64 (measured after 300 000
+	// publishes, so with the map's churn), none of them scanned by the
+	// garbage collector: a 24-byte slot in the eviction ring (16-byte key,
+	// timestamp) and a 24-byte map slot (key, sequence number) with the
+	// map's spare capacity. 100 000 entries are thus about 9.5 MB.
 	MaxEntries int
 	// Now returns the current time; tests set it to a fake clock. Default
 	// time.Now (whose monotonic reading makes the window immune to wall-clock
@@ -66,19 +67,32 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
-// entry is the state of one ID: in flight (landed false, a leader is
-// publishing it) or landed at a given time.
-type entry struct {
-	// done is created by the first waiter only, so the common case of no
-	// concurrent resend allocates no channel; the leader closes it.
-	done   chan struct{}
-	landed bool
-	at     time.Time
+// key is what the window remembers of an ID: the first 128 bits of its
+// SHA-256. A fixed-size key with no pointers keeps the whole window out of
+// the garbage collector's scan (a string-keyed map of 100 000 entries was
+// three quarters of the bridge's live heap, rescanned on every cycle) and
+// makes an entry about half the size. Two IDs share a key with probability
+// 2^-128 per pair, far below any other way an event can be lost.
+type key [16]byte
+
+func keyOf(id string) key {
+	sum := sha256.Sum256([]byte(id))
+	return key(sum[:16])
 }
 
+// slot is one landing in the eviction ring. Landings get consecutive
+// sequence numbers in ring order, so a slot's sequence is its distance from
+// the head plus the head's, and the map needs to hold only that number.
 type slot struct {
-	id string
-	e  *entry
+	k  key
+	at time.Duration // since Sink.epoch, on the monotonic clock
+}
+
+// flight is an ID a leader is publishing. done is created by the first
+// waiter only, so the common case of no concurrent resend allocates no
+// channel; the leader closes it.
+type flight struct {
+	done chan struct{}
 }
 
 // Sink is a sinks.Sink that forwards to another one, except for IDs that it
@@ -89,15 +103,21 @@ type Sink struct {
 	window     time.Duration
 	maxEntries int
 	now        func() time.Time
+	epoch      time.Time
 	closed     atomic.Bool
 
-	mu      sync.Mutex
-	entries map[string]*entry
-	// ring holds landed entries in insertion order (oldest at head), so that
-	// expiry and the MaxEntries cap pop from the front in O(1).
-	ring []slot
-	head int
-	n    int
+	mu sync.Mutex
+	// landed maps a key to the sequence number of its latest landing; a
+	// landing whose slot was evicted is gone from the map.
+	landed   map[key]uint64
+	inFlight map[key]*flight
+	// ring holds landings in order (oldest at head), so that expiry and the
+	// MaxEntries cap pop from the front in O(1). nextSeq is the sequence the
+	// next landing gets; the head's is nextSeq-n.
+	ring    []slot
+	head    int
+	n       int
+	nextSeq uint64
 }
 
 // Wrap returns a Sink that deduplicates publishes to next by Message.ID. It
@@ -112,7 +132,8 @@ func Wrap(next sinks.Sink, cfg Config) *Sink {
 		window:     cfg.Window,
 		maxEntries: cfg.MaxEntries,
 		now:        cfg.Now,
-		entries:    make(map[string]*entry),
+		landed:     make(map[key]uint64),
+		inFlight:   make(map[key]*flight),
 	}
 	if s.window == 0 {
 		s.window = DefaultWindow
@@ -123,6 +144,7 @@ func Wrap(next sinks.Sink, cfg Config) *Sink {
 	if s.now == nil {
 		s.now = time.Now
 	}
+	s.epoch = s.now()
 	return s
 }
 
@@ -151,37 +173,38 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	if msg.ID == "" {
 		return s.next.Publish(ctx, msg)
 	}
+	k := keyOf(msg.ID)
 	for {
 		s.mu.Lock()
-		now := s.now()
+		now := s.sinceEpoch()
 		s.evictLocked(now)
-		e, ok := s.entries[msg.ID]
-		if !ok || (e.landed && now.Sub(e.at) >= s.window) {
-			// Unknown, or landed but expired while not yet at the ring's
-			// head (the clock went backwards): this caller leads.
-			// A private copy of the ID, shared by the map and the ring, so
-			// that neither pins a caller's larger buffer.
-			key := strings.Clone(msg.ID)
-			e = &entry{}
-			s.entries[key] = e
+		if seq, ok := s.landed[k]; ok {
+			if now-s.slotOf(seq).at < s.window {
+				s.mu.Unlock()
+				return sinks.Receipt{Duplicate: true}, nil
+			}
+			// Landed but expired while not yet at the ring's head (the
+			// clock went backwards): forget it and publish again.
+			delete(s.landed, k)
+		}
+		f, ok := s.inFlight[k]
+		if !ok {
+			f = &flight{}
+			s.inFlight[k] = f
 			s.mu.Unlock()
-			return s.lead(ctx, msg, key, e)
+			return s.lead(ctx, msg, k, f)
 		}
-		if e.landed {
-			s.mu.Unlock()
-			return sinks.Receipt{Duplicate: true}, nil
+		if f.done == nil {
+			f.done = make(chan struct{})
 		}
-		if e.done == nil {
-			e.done = make(chan struct{})
-		}
-		done := e.done
+		done := f.done
 		s.mu.Unlock()
 
 		select {
 		case <-done:
-			// Landed: the next turn answers Duplicate. Failed: the entry is
-			// gone and the next turn makes this caller (or another waiter)
-			// the leader.
+			// Landed: the next turn answers Duplicate. Failed: the flight
+			// is gone and the next turn makes this caller (or another
+			// waiter) the leader.
 		case <-ctx.Done():
 			return sinks.Receipt{}, fmt.Errorf("dedup: publish %s: waiting for a concurrent publish of %s: %w: %w",
 				msg.Subject, msg.ID, sinks.ErrUnavailable, ctx.Err())
@@ -189,25 +212,31 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	}
 }
 
-// lead publishes msg, whose ID (as key) maps to the in-flight entry e, and records
-// the outcome. The record is deferred so that a panic in the wrapped sink
-// counts as a failure instead of leaving waiters stuck on the ID.
-func (s *Sink) lead(ctx context.Context, msg *sinks.Message, key string, e *entry) (r sinks.Receipt, err error) {
+func (s *Sink) sinceEpoch() time.Duration { return s.now().Sub(s.epoch) }
+
+// slotOf returns the ring slot of a landing still in the ring.
+func (s *Sink) slotOf(seq uint64) *slot {
+	offset := int(seq - (s.nextSeq - uint64(s.n)))
+	return &s.ring[(s.head+offset)%len(s.ring)]
+}
+
+// lead publishes msg, whose ID has key k and flight f, and records the
+// outcome. The record is deferred so that a panic in the wrapped sink counts
+// as a failure instead of leaving waiters stuck on the ID.
+func (s *Sink) lead(ctx context.Context, msg *sinks.Message, k key, f *flight) (r sinks.Receipt, err error) {
 	landed := false
 	defer func() {
 		s.mu.Lock()
 		defer s.mu.Unlock()
+		delete(s.inFlight, k)
 		if landed {
-			e.landed = true
-			e.at = s.now()
-			s.pushLocked(key, e)
-			s.evictLocked(e.at)
-		} else if s.entries[key] == e {
-			delete(s.entries, key)
+			at := s.sinceEpoch()
+			s.landed[k] = s.nextSeq
+			s.pushLocked(slot{k: k, at: at})
+			s.evictLocked(at)
 		}
-		if e.done != nil {
-			close(e.done)
-			e.done = nil
+		if f.done != nil {
+			close(f.done)
 		}
 	}()
 	r, err = s.next.Publish(ctx, msg)
@@ -215,9 +244,9 @@ func (s *Sink) lead(ctx context.Context, msg *sinks.Message, key string, e *entr
 	return r, err
 }
 
-// pushLocked appends a landed entry to the ring, growing it up to
-// maxEntries+1 slots (one over, since eviction follows the push).
-func (s *Sink) pushLocked(id string, e *entry) {
+// pushLocked appends a landing to the ring, growing it up to maxEntries+1
+// slots (one over, since eviction follows the push).
+func (s *Sink) pushLocked(sl slot) {
 	if s.n == len(s.ring) {
 		size := max(2*len(s.ring), 64)
 		size = min(size, s.maxEntries+1)
@@ -230,24 +259,24 @@ func (s *Sink) pushLocked(id string, e *entry) {
 		}
 		s.ring, s.head = grown, 0
 	}
-	s.ring[(s.head+s.n)%len(s.ring)] = slot{id: id, e: e}
+	s.ring[(s.head+s.n)%len(s.ring)] = sl
 	s.n++
+	s.nextSeq++
 }
 
-// evictLocked forgets landed entries that expired or exceed maxEntries,
-// oldest first.
-func (s *Sink) evictLocked(now time.Time) {
+// evictLocked forgets landings that expired or exceed maxEntries, oldest
+// first.
+func (s *Sink) evictLocked(now time.Duration) {
 	for s.n > 0 {
 		sl := s.ring[s.head]
-		if s.n <= s.maxEntries && now.Sub(sl.e.at) < s.window {
+		if s.n <= s.maxEntries && now-sl.at < s.window {
 			return
 		}
-		// The ID may have been published again since (after expiring out of
-		// order); only remove the map entry this slot stands for.
-		if s.entries[sl.id] == sl.e {
-			delete(s.entries, sl.id)
+		// The ID may have landed again since (after expiring out of
+		// order); only forget the landing this slot stands for.
+		if seq, ok := s.landed[sl.k]; ok && seq == s.nextSeq-uint64(s.n) {
+			delete(s.landed, sl.k)
 		}
-		s.ring[s.head] = slot{}
 		s.head = (s.head + 1) % len(s.ring)
 		s.n--
 	}

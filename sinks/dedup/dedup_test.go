@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"runtime"
 	"strconv"
 	"sync"
 	"sync/atomic"
@@ -155,6 +156,31 @@ func TestMaxEntriesBoundsMemory(t *testing.T) {
 	if publish(t, s, "899").Duplicate {
 		t.Fatal("an evicted ID was still remembered")
 	}
+}
+
+// TestEntryCost holds the documented memory per remembered ID (about 95
+// bytes with churn) within a margin.
+func TestEntryCost(t *testing.T) {
+	const entries = 50_000
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	s := dedup.Wrap(memsink.New(memsink.WithDiscard()), dedup.Config{MaxEntries: entries})
+	m := msg("")
+	ctx := context.Background()
+	for i := range 3 * entries {
+		m.ID = fmt.Sprintf("%032x", i)
+		if _, err := s.Publish(ctx, m); err != nil {
+			t.Fatal(err)
+		}
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	perEntry := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / entries
+	if perEntry > 120 {
+		t.Fatalf("%d bytes per remembered ID, want about 95", perEntry)
+	}
+	runtime.KeepAlive(s)
 }
 
 func TestFailureNotRemembered(t *testing.T) {

@@ -142,7 +142,7 @@ func Family(event string) string {
 // It returns nil or a *ValidationError (which wraps ErrInvalid). It does not
 // block and is safe for concurrent use.
 func (v *Validator) Validate(event string, body []byte) error {
-	doc, err := jsonschema.UnmarshalJSON(bytes.NewReader(body))
+	doc, err := decode(body)
 	if err != nil {
 		// The decoder's message may quote a byte of the body, so it is not
 		// passed on.

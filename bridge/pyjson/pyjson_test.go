@@ -406,6 +406,28 @@ func TestStrAfterReuse(t *testing.T) {
 	}
 }
 
+func TestNumberText(t *testing.T) {
+	d, err := pyjson.Parse([]byte(`[-0, 1.50, 1E400, 12345678901234567890, NaN, -Infinity, "7", null]`))
+	if err != nil {
+		t.Fatal(err)
+	}
+	want := []struct {
+		text string
+		ok   bool
+	}{{"-0", true}, {"1.50", true}, {"1E400", true}, {"12345678901234567890", true}, {"", false}, {"", false}, {"", false}, {"", false}}
+	i := 0
+	for v := range d.Root().Elements() {
+		text, ok := v.NumberText()
+		if text != want[i].text || ok != want[i].ok {
+			t.Errorf("element %d: NumberText = %q, %v; want %q, %v", i, text, ok, want[i].text, want[i].ok)
+		}
+		i++
+	}
+	if i != len(want) {
+		t.Fatalf("%d elements", i)
+	}
+}
+
 func charge(tb testing.TB) []byte {
 	tb.Helper()
 	for _, v := range loadSenfenicoVectors(tb) {

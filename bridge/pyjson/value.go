@@ -94,6 +94,21 @@ func parseFloat(raw []byte) float64 {
 	return f
 }
 
+// NumberText returns a number's source text (what encoding/json's Number
+// holds), as a substring of the Document's one string copy of the body, so it
+// costs no allocation after the first Str or NumberText call. ok is false for
+// other kinds and for the NaN and Infinity literals, which are not JSON
+// numbers.
+func (v Value) NumberText() (string, bool) {
+	n := v.node()
+	if n == nil || (n.kind != KindInt && n.kind != KindFloat) || n.flags&flagNonStandard != 0 {
+		return "", false
+	}
+	d := v.d
+	d.strOnce.Do(d.makeStrBody)
+	return d.strBody[n.start:n.end], true
+}
+
 // Str returns a string's decoded value. ok is false if the value is not a
 // string, or if it holds a lone surrogate, which a Go string cannot carry as
 // text (use Raw to see it). The first call on a Document copies the body

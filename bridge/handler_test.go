@@ -11,6 +11,7 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -431,6 +432,48 @@ func TestSchemaModes(t *testing.T) {
 				t.Fatalf("schema_invalid_total = %v, want %v", got, wantCounted)
 			}
 		})
+	}
+}
+
+// slowValidator takes delay per check and counts the checks.
+type slowValidator struct {
+	delay   time.Duration
+	checked *atomic.Int64
+}
+
+func (v slowValidator) Validate(string, []byte) error {
+	time.Sleep(v.delay)
+	v.checked.Add(1)
+	return nil
+}
+
+// TestWarnChecksStayWithinBudget: warn-mode checks never take more than
+// their share of time; a burst beyond it is skipped and counted.
+func TestWarnChecksStayWithinBudget(t *testing.T) {
+	var checked atomic.Int64
+	sink := memsink.New()
+	s := newTestServer(t, sink, func(c *Config) {
+		c.SchemaMode, c.Validator = SchemaWarn, slowValidator{delay: 2 * time.Millisecond, checked: &checked}
+	})
+	const events = 200
+	start := time.Now()
+	for i := range events {
+		body := fmt.Sprintf(`{"event": "charge.success", "data": {"reference": "r%d"}}`, i)
+		if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != 200 {
+			t.Fatalf("status %d", rec.Code)
+		}
+	}
+	if err := s.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+	// Unbounded, the checks would take 200 x 2 ms = 400 ms; the budget
+	// allows 10 ms per 100 ms period.
+	periods := int64(time.Since(start)/warnBudgetPeriod) + 1
+	maxChecked := periods * int64(warnBudgetSpend/(2*time.Millisecond)+1)
+	skipped := int64(testutil.ToFloat64(s.metrics.schemaSkipped))
+	if got := checked.Load(); got == 0 || got > maxChecked || got+skipped != events {
+		t.Fatalf("checked %d, skipped %d in %d periods: want 1..%d checked and the rest (of %d) skipped",
+			got, skipped, periods, maxChecked, events)
 	}
 }
 

@@ -66,7 +66,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}),
 		schemaSkipped: prometheus.NewCounter(prometheus.CounterOpts{
 			Name: "senfenico_bridge_schema_checks_skipped_total",
-			Help: "Warn-mode schema checks dropped because the background checker was behind.",
+			Help: "Warn-mode schema checks skipped because the background checker was over its CPU budget or behind.",
 		}),
 	}
 	for _, o := range allOutcomes {

@@ -356,7 +356,10 @@ func (s *Sink) unavailable(what string, err error) error {
 // backing array to keep a publish at a few allocations.
 func encode(msg *sinks.Message) *nats.Msg {
 	vals := make([]string, 9)
-	h := make(nats.Header, 9)
+	// Sized for the seven headers every message has: a map of at most eight
+	// entries is one group, half the memory of the nine a dead letter needs
+	// (it grows for those).
+	h := make(nats.Header, 7)
 	set := func(i int, k, v string) {
 		vals[i] = v
 		h[k] = vals[i : i+1 : i+1]

@@ -30,6 +30,7 @@ type config struct {
 	SchemaValidation  string        `env:"SCHEMA_VALIDATION" envDefault:"warn"`
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"text"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	DebugAddr         string        `env:"DEBUG_ADDR"`
 
 	NATSURL            string `env:"NATS_URL"`
 	NATSMode           string `env:"NATS_MODE" envDefault:"jetstream"`

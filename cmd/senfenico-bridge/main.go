@@ -155,6 +155,12 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
+	stopDebug, err := startDebugServer(cfg.DebugAddr, logger)
+	if err != nil {
+		return &configError{"DEBUG_ADDR", err.Error()}
+	}
+	defer stopDebug()
+
 	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
 	stack, err := buildSinks(startCtx, cfg, logger, reg)
 	cancelStart()

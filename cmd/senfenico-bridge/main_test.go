@@ -212,3 +212,44 @@ func TestEmbeddedDefault(t *testing.T) {
 		t.Fatalf("request or shutdown not logged:\n%s", logs.String())
 	}
 }
+
+// TestDebugListener: DEBUG_ADDR serves the profiler on a listener of its
+// own; the webhook port never does.
+func TestDebugListener(t *testing.T) {
+	env := map[string]string{
+		"SENFENICO_WEBHOOK_KEYS": "k",
+		"LISTEN_ADDR":            "127.0.0.1:0",
+		"NATS_EMBEDDED_LISTEN":   "127.0.0.1:0",
+		"DATA_DIR":               t.TempDir(),
+		"LOG_FORMAT":             "json",
+		"DEBUG_ADDR":             "127.0.0.1:0",
+	}
+	base, _, logs, stop := startServe(t, env)
+	var debugBase string
+	for _, line := range strings.Split(logs.String(), "\n") {
+		var rec map[string]any
+		if json.Unmarshal([]byte(line), &rec) == nil && rec["msg"] == "debug listener (pprof) serving" {
+			debugBase = "http://" + rec["addr"].(string)
+		}
+	}
+	if debugBase == "" {
+		t.Fatalf("no log line says where the debug listener is:\n%s", logs.String())
+	}
+	get := func(url string) int {
+		resp, err := http.Get(url)
+		if err != nil {
+			t.Fatal(err)
+		}
+		resp.Body.Close()
+		return resp.StatusCode
+	}
+	if code := get(debugBase + "/debug/pprof/heap"); code != http.StatusOK {
+		t.Fatalf("debug listener: GET /debug/pprof/heap = %d", code)
+	}
+	if code := get(base + "/debug/pprof/heap"); code != http.StatusNotFound {
+		t.Fatalf("webhook port: GET /debug/pprof/heap = %d, want 404", code)
+	}
+	if code := stop(); code != exitOK {
+		t.Fatalf("exit %d:\n%s", code, logs.String())
+	}
+}

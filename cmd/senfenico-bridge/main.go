@@ -118,7 +118,9 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", err)
 		return exitUsage
 	}
-	logger := newLogger(cfg, stderr)
+	logOut := newAsyncWriter(stderr)
+	defer logOut.Close()
+	logger := newLogger(cfg, logOut, isTerminal(stderr))
 	if err := serveWith(ctx, cfg, logger); err != nil {
 		logger.Error("stopped", slog.Any("err", err))
 		return exitFailed
@@ -128,14 +130,14 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 
 // newLogger builds the process's only log handler: tint for people (colour
 // only on a terminal), JSON for machines.
-func newLogger(cfg config, w io.Writer) *slog.Logger {
+func newLogger(cfg config, w io.Writer, terminal bool) *slog.Logger {
 	if cfg.LogFormat == "json" {
 		return slog.New(slog.NewJSONHandler(w, &slog.HandlerOptions{Level: cfg.LogLevel}))
 	}
 	return slog.New(tint.NewTextHandler(w, &tint.Options{
 		Level:      cfg.LogLevel,
 		TimeFormat: time.DateTime,
-		NoColor:    !isTerminal(w),
+		NoColor:    !terminal,
 	}))
 }
 

@@ -7,10 +7,13 @@ package natssink
 
 import (
 	"context"
+	"crypto/tls"
+	"crypto/x509"
 	"errors"
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"slices"
 	"sync"
 	"sync/atomic"
@@ -66,7 +69,9 @@ type Sink struct {
 
 // New connects to NATS and, in JetStream mode, creates the stream or makes
 // an existing one cover Config.Subjects with at least Config.DedupWindow.
-// A failed connection is retried until ctx ends. Errors wrap ErrConfig,
+// A failed connection is retried until ctx ends, except a refusal that would
+// recur (credentials, certificates, TLS wanted on one side only), which
+// fails at once. Errors wrap ErrConfig,
 // or sinks.ErrUnavailable when the server cannot be reached or refuses.
 func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
@@ -161,13 +166,23 @@ func (s *Sink) options() ([]nats.Option, error) {
 // connect retries the initial connection until ctx ends; nats.go's own
 // RetryOnFailedConnect would return a connection that is not up yet.
 func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, error) {
+	tlsRefusals := 0
 	for {
 		nc, err := nats.Connect(cfg.URL, opts...)
 		if err == nil {
 			return nc, nil
 		}
-		if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) {
-			// Retrying cannot fix credentials.
+		// A server that rejects the client certificate closes the
+		// connection right after the handshake, which nats.go reports as a
+		// TLS error much like a handshake cut short by a server going down;
+		// the same refusal three times running is taken as final.
+		if errors.Is(err, nats.ErrTLS) {
+			tlsRefusals++
+		} else {
+			tlsRefusals = 0
+		}
+		if permanent(err) || tlsRefusals >= maxTLSRefusals {
+			// Retrying cannot fix credentials or certificates.
 			return nil, fmt.Errorf("natssink: connect %s: %w: %w", redactURL(cfg.URL), sinks.ErrUnavailable, err)
 		}
 		select {
@@ -176,6 +191,32 @@ func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, e
 		case <-time.After(cfg.ReconnectWait):
 		}
 	}
+}
+
+// maxTLSRefusals is how many TLS failures in a row end the initial connect.
+const maxTLSRefusals = 3
+
+// permanent reports whether a connection error will recur on every try: the
+// server refused the credentials, a certificate failed verification (either
+// side's: the server's alert says it refused ours), or one side wants TLS and
+// the other does not. A server that is still starting refuses the TCP
+// connection instead, which is worth retrying.
+func permanent(err error) bool {
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
+		return true
+	}
+	var verifyErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostnameErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	var notTLS tls.RecordHeaderError
+	// crypto/tls reports an alert the server sent (it refused our
+	// certificate or found none) as a net.OpError with this Op.
+	var opErr *net.OpError
+	remoteAlert := errors.As(err, &opErr) && opErr.Op == "remote error"
+	return remoteAlert || errors.As(err, &verifyErr) || errors.As(err, &unknownAuthority) ||
+		errors.As(err, &hostnameErr) || errors.As(err, &invalidCert) || errors.As(err, &notTLS)
 }
 
 // setupStream creates the stream, or extends an existing one to the

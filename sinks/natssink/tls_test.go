@@ -2,9 +2,13 @@ package natssink_test
 
 import (
 	"context"
+	"crypto/tls"
 	"errors"
+	"fmt"
+	"net"
 	"os"
 	"path/filepath"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -60,20 +64,20 @@ func TestTLSAndNKey(t *testing.T) {
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
-			// New retries a refused handshake until its context ends, as it
-			// would a server that is still starting.
-			wait := 5 * time.Second
-			if tc.wantErr {
-				wait = time.Second
-			}
-			ctx, cancel := context.WithTimeout(context.Background(), wait)
+			// A refused handshake or credential fails New at once; only a
+			// server that is not up yet is retried until ctx ends.
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
 			defer cancel()
 			tc.cfg.Mode = natssink.ModeCore
+			start := time.Now()
 			s, err := natssink.New(ctx, tc.cfg)
 			if tc.wantErr {
 				if err == nil {
 					_ = s.Close(ctx)
 					t.Fatal("New succeeded; the server should have refused it")
+				}
+				if took := time.Since(start); took > 10*time.Second {
+					t.Fatalf("New took %s to give up: a refusal that will recur was retried (%v)", took, err)
 				}
 				if !errors.Is(err, sinks.ErrUnavailable) && !errors.Is(err, natssink.ErrConfig) {
 					t.Fatalf("New = %v, want ErrUnavailable or ErrConfig", err)
@@ -93,5 +97,51 @@ func writeFile(t *testing.T, path string, data []byte) {
 	t.Helper()
 	if err := os.WriteFile(path, data, 0o600); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// TestTLSClosedAfterHandshake: a server (or a TLS proxy in front of it)
+// that completes the handshake and then hangs up refuses the same way on
+// every try; New gives up after a few instead of retrying until its context
+// ends.
+func TestTLSClosedAfterHandshake(t *testing.T) {
+	pki := testpki.New(t)
+	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+	if err != nil {
+		t.Fatal(err)
+	}
+	ln, err := net.Listen("tcp", "127.0.0.1:0")
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer ln.Close()
+	var attempts atomic.Int32
+	go func() {
+		for {
+			conn, err := ln.Accept()
+			if err != nil {
+				return
+			}
+			attempts.Add(1)
+			go func() {
+				defer conn.Close()
+				// NATS sends its INFO in the clear, then upgrades.
+				fmt.Fprintf(conn, "INFO {\"server_id\":\"fake\",\"tls_required\":true,\"max_payload\":1048576,\"proto\":1}\r\n")
+				tc := tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}})
+				_ = tc.Handshake()
+			}()
+		}
+	}()
+
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	start := time.Now()
+	s, err := natssink.New(ctx, natssink.Config{URL: "tls://" + ln.Addr().String(), CAFile: pki.CA, Mode: natssink.ModeCore})
+	if err == nil {
+		_ = s.Close(ctx)
+		t.Fatal("New succeeded against a server that hangs up")
+	}
+	if took := time.Since(start); took > 10*time.Second || attempts.Load() > 5 {
+		t.Fatalf("New gave up after %s and %d attempts (%v): want a few attempts", took, attempts.Load(), err)
 	}
 }

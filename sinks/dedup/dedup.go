@@ -28,7 +28,7 @@ var ErrInvalidConfig = errors.New("dedup: invalid config")
 const (
 	// DefaultWindow covers Senfenico's one hour of resends with a margin.
 	DefaultWindow = 65 * time.Minute
-	// DefaultMaxEntries bounds memory to roughly 9.5 MB (see Config.MaxEntries)
+	// DefaultMaxEntries bounds memory to roughly 3.4 MB (see Config.MaxEntries)
 	// and holds a full window at a sustained 25 events per second.
 	DefaultMaxEntries = 100_000
 )
@@ -42,11 +42,10 @@ type Config struct {
 	// forgotten before their window ends, so a resend of them would be
 	// published again. Default DefaultMaxEntries (100 000).
 	//
-	// Each entry costs about 95 bytes on amd64 (measured after 300 000
-	// publishes, so with the map's churn), none of them scanned by the
+	// Each entry costs about 34 bytes on amd64, none of them scanned by the
 	// garbage collector: a 24-byte slot in the eviction ring (16-byte key,
-	// timestamp) and a 24-byte map slot (key, sequence number) with the
-	// map's spare capacity. 100 000 entries are thus about 9.5 MB.
+	// timestamp) and a 4-byte cell, at most half full, in the hash index
+	// (see landings). 100 000 entries are thus about 3.4 MB.
 	MaxEntries int
 	// Now returns the current time; tests set it to a fake clock. Default
 	// time.Now (whose monotonic reading makes the window immune to wall-clock
@@ -71,21 +70,13 @@ func (c Config) Validate() error {
 // SHA-256. A fixed-size key with no pointers keeps the whole window out of
 // the garbage collector's scan (a string-keyed map of 100 000 entries was
 // three quarters of the bridge's live heap, rescanned on every cycle) and
-// makes an entry about half the size. Two IDs share a key with probability
+// makes entries small (see landings). Two IDs share a key with probability
 // 2^-128 per pair, far below any other way an event can be lost.
 type key [16]byte
 
 func keyOf(id string) key {
 	sum := sha256.Sum256([]byte(id))
 	return key(sum[:16])
-}
-
-// slot is one landing in the eviction ring. Landings get consecutive
-// sequence numbers in ring order, so a slot's sequence is its distance from
-// the head plus the head's, and the map needs to hold only that number.
-type slot struct {
-	k  key
-	at time.Duration // since Sink.epoch, on the monotonic clock
 }
 
 // flight is an ID a leader is publishing. done is created by the first
@@ -106,18 +97,9 @@ type Sink struct {
 	epoch      time.Time
 	closed     atomic.Bool
 
-	mu sync.Mutex
-	// landed maps a key to the sequence number of its latest landing; a
-	// landing whose slot was evicted is gone from the map.
-	landed   map[key]uint64
+	mu       sync.Mutex
+	landed   landings
 	inFlight map[key]*flight
-	// ring holds landings in order (oldest at head), so that expiry and the
-	// MaxEntries cap pop from the front in O(1). nextSeq is the sequence the
-	// next landing gets; the head's is nextSeq-n.
-	ring    []slot
-	head    int
-	n       int
-	nextSeq uint64
 }
 
 // Wrap returns a Sink that deduplicates publishes to next by Message.ID. It
@@ -132,7 +114,6 @@ func Wrap(next sinks.Sink, cfg Config) *Sink {
 		window:     cfg.Window,
 		maxEntries: cfg.MaxEntries,
 		now:        cfg.Now,
-		landed:     make(map[key]uint64),
 		inFlight:   make(map[key]*flight),
 	}
 	if s.window == 0 {
@@ -178,14 +159,11 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		s.mu.Lock()
 		now := s.sinceEpoch()
 		s.evictLocked(now)
-		if seq, ok := s.landed[k]; ok {
-			if now-s.slotOf(seq).at < s.window {
-				s.mu.Unlock()
-				return sinks.Receipt{Duplicate: true}, nil
-			}
-			// Landed but expired while not yet at the ring's head (the
-			// clock went backwards): forget it and publish again.
-			delete(s.landed, k)
+		// A landing that expired while not yet at the ring's head (only a
+		// clock going backwards can do that) counts as forgotten.
+		if pos, ok := s.landed.find(k); ok && now-s.landed.ring[pos].at < s.window {
+			s.mu.Unlock()
+			return sinks.Receipt{Duplicate: true}, nil
 		}
 		f, ok := s.inFlight[k]
 		if !ok {
@@ -214,12 +192,6 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 
 func (s *Sink) sinceEpoch() time.Duration { return s.now().Sub(s.epoch) }
 
-// slotOf returns the ring slot of a landing still in the ring.
-func (s *Sink) slotOf(seq uint64) *slot {
-	offset := int(seq - (s.nextSeq - uint64(s.n)))
-	return &s.ring[(s.head+offset)%len(s.ring)]
-}
-
 // lead publishes msg, whose ID has key k and flight f, and records the
 // outcome. The record is deferred so that a panic in the wrapped sink counts
 // as a failure instead of leaving waiters stuck on the ID.
@@ -231,8 +203,7 @@ func (s *Sink) lead(ctx context.Context, msg *sinks.Message, k key, f *flight) (
 		delete(s.inFlight, k)
 		if landed {
 			at := s.sinceEpoch()
-			s.landed[k] = s.nextSeq
-			s.pushLocked(slot{k: k, at: at})
+			s.landed.push(slot{k: k, at: at}, s.maxEntries+1)
 			s.evictLocked(at)
 		}
 		if f.done != nil {
@@ -244,41 +215,14 @@ func (s *Sink) lead(ctx context.Context, msg *sinks.Message, k key, f *flight) (
 	return r, err
 }
 
-// pushLocked appends a landing to the ring, growing it up to maxEntries+1
-// slots (one over, since eviction follows the push).
-func (s *Sink) pushLocked(sl slot) {
-	if s.n == len(s.ring) {
-		size := max(2*len(s.ring), 64)
-		size = min(size, s.maxEntries+1)
-		if size <= s.n {
-			size = s.n + 1
-		}
-		grown := make([]slot, size)
-		for i := range s.n {
-			grown[i] = s.ring[(s.head+i)%len(s.ring)]
-		}
-		s.ring, s.head = grown, 0
-	}
-	s.ring[(s.head+s.n)%len(s.ring)] = sl
-	s.n++
-	s.nextSeq++
-}
-
 // evictLocked forgets landings that expired or exceed maxEntries, oldest
 // first.
 func (s *Sink) evictLocked(now time.Duration) {
-	for s.n > 0 {
-		sl := s.ring[s.head]
-		if s.n <= s.maxEntries && now-sl.at < s.window {
+	for s.landed.n > 0 {
+		if s.landed.n <= s.maxEntries && now-s.landed.oldest().at < s.window {
 			return
 		}
-		// The ID may have landed again since (after expiring out of
-		// order); only forget the landing this slot stands for.
-		if seq, ok := s.landed[sl.k]; ok && seq == s.nextSeq-uint64(s.n) {
-			delete(s.landed, sl.k)
-		}
-		s.head = (s.head + 1) % len(s.ring)
-		s.n--
+		s.landed.popOldest()
 	}
 }
 
@@ -286,7 +230,7 @@ func (s *Sink) evictLocked(now time.Duration) {
 func (s *Sink) Len() int {
 	s.mu.Lock()
 	defer s.mu.Unlock()
-	return s.n
+	return s.landed.n
 }
 
 // Ready returns sinks.ErrClosed after Close, otherwise the wrapped sink's

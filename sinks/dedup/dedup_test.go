@@ -158,7 +158,7 @@ func TestMaxEntriesBoundsMemory(t *testing.T) {
 	}
 }
 
-// TestEntryCost holds the documented memory per remembered ID (about 95
+// TestEntryCost holds the documented memory per remembered ID (about 34
 // bytes with churn) within a margin.
 func TestEntryCost(t *testing.T) {
 	const entries = 50_000
@@ -177,8 +177,8 @@ func TestEntryCost(t *testing.T) {
 	runtime.GC()
 	runtime.ReadMemStats(&after)
 	perEntry := (int64(after.HeapAlloc) - int64(before.HeapAlloc)) / entries
-	if perEntry > 120 {
-		t.Fatalf("%d bytes per remembered ID, want about 95", perEntry)
+	if perEntry > 45 {
+		t.Fatalf("%d bytes per remembered ID, want about 34", perEntry)
 	}
 	runtime.KeepAlive(s)
 }

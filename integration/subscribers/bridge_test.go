@@ -103,9 +103,11 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 		for _, broker := range []string{"nats", "kafka"} {
 			t.Run(s.lang+"-"+broker, func(t *testing.T) {
 				t.Parallel()
-				args := []string{"--nats", natsURL, "--subjects", prefix + ">", "--durable", s.lang + "-bridge"}
+				// The other broker is switched off explicitly: its variable
+				// (KAFKA_BROKERS, NATS_URL) may be set in the environment.
+				args := []string{"--nats", natsURL, "--subjects", prefix + ">", "--durable", s.lang + "-bridge", "--kafka", ""}
 				if broker == "kafka" {
-					args = []string{"--kafka", kb.Addr(), "--topics", strings.Join(topics, ","), "--group", prefix + s.lang + "-bridge"}
+					args = []string{"--kafka", kb.Addr(), "--topics", strings.Join(topics, ","), "--group", prefix + s.lang + "-bridge", "--nats", ""}
 				}
 				cmd, stdout, stderr := start(t, s, append(args, "--count", fmt.Sprint(len(expect)))...)
 				if code := wait(t, cmd, 90*time.Second, stderr); code != 0 {

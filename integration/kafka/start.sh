@@ -130,8 +130,13 @@ EOF
 cp="$libs/*"
 if [[ ! -f $KAFKA_RUN_DIR/data/meta.properties ]]; then
 	# A Kafka Uuid is 16 random bytes in unpadded URL-safe base64; making it
-	# here saves a JVM start.
-	cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	# here saves a JVM start. Like Kafka's own Uuid.randomUuid, draw again
+	# when it starts with "-": the format tool would read it as an option
+	# (one start in 64 failed that way).
+	cluster_id=-
+	while [[ $cluster_id == -* ]]; do
+		cluster_id=$(head -c16 /dev/urandom | base64 | tr '+/' '-_' | tr -d '=')
+	done
 	read -r -a format_args <<<"${KAFKA_FORMAT_ARGS:-}"
 	java -Xmx128m -cp "$cp" -Dlog4j2.configurationFile="$KAFKA_RUN_DIR/log4j2.properties" \
 		kafka.tools.StorageTool format --standalone -t "$cluster_id" \

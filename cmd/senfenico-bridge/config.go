@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"net"
 	"reflect"
 	"strings"
 	"time"
@@ -177,6 +178,11 @@ func (c *config) check() error {
 	}
 	if (c.KafkaTLSCert == "") != (c.KafkaTLSKey == "") {
 		return &configError{"KAFKA_TLS_CERT", "KAFKA_TLS_CERT and KAFKA_TLS_KEY go together"}
+	}
+	if c.DebugAddr != "" {
+		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
+			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
+		}
 	}
 	if c.NATSURL == "" && seen["nats"] && c.DataDir == "" {
 		return &configError{"DATA_DIR", "the embedded NATS server needs a directory"}

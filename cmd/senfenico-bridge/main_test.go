@@ -63,6 +63,7 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad partitions", map[string]string{"KAFKA_TOPIC_PARTITIONS": "-1"}, "KAFKA_TOPIC_PARTITIONS"},
 		{"cert without key", map[string]string{"NATS_TLS_CERT": "c.pem"}, "NATS_TLS_CERT"},
 		{"bad TLS switch", map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
+		{"bad debug address", map[string]string{"DEBUG_ADDR": "6060"}, "DEBUG_ADDR"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -70,8 +70,8 @@ type Sink struct {
 // New connects to NATS and, in JetStream mode, creates the stream or makes
 // an existing one cover Config.Subjects with at least Config.DedupWindow.
 // A failed connection is retried until ctx ends, except a refusal that would
-// recur (credentials, certificates, TLS wanted on one side only), which
-// fails at once. Errors wrap ErrConfig,
+// recur (credentials, a certificate refused, TLS wanted on one side only),
+// which fails at once. Errors wrap ErrConfig,
 // or sinks.ErrUnavailable when the server cannot be reached or refuses.
 func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if err := cfg.Validate(); err != nil {
@@ -166,22 +166,12 @@ func (s *Sink) options() ([]nats.Option, error) {
 // connect retries the initial connection until ctx ends; nats.go's own
 // RetryOnFailedConnect would return a connection that is not up yet.
 func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, error) {
-	tlsRefusals := 0
 	for {
 		nc, err := nats.Connect(cfg.URL, opts...)
 		if err == nil {
 			return nc, nil
 		}
-		// A server that rejects the client certificate closes the
-		// connection right after the handshake, which nats.go reports as a
-		// TLS error much like a handshake cut short by a server going down;
-		// the same refusal three times running is taken as final.
-		if errors.Is(err, nats.ErrTLS) {
-			tlsRefusals++
-		} else {
-			tlsRefusals = 0
-		}
-		if permanent(err) || tlsRefusals >= maxTLSRefusals {
+		if permanent(err) {
 			// Retrying cannot fix credentials or certificates.
 			return nil, fmt.Errorf("natssink: connect %s: %w: %w", redactURL(cfg.URL), sinks.ErrUnavailable, err)
 		}
@@ -193,14 +183,15 @@ func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, e
 	}
 }
 
-// maxTLSRefusals is how many TLS failures in a row end the initial connect.
-const maxTLSRefusals = 3
-
 // permanent reports whether a connection error will recur on every try: the
-// server refused the credentials, a certificate failed verification (either
-// side's: the server's alert says it refused ours), or one side wants TLS and
-// the other does not. A server that is still starting refuses the TCP
-// connection instead, which is worth retrying.
+// server refused the credentials, a certificate failed verification (ours
+// by the server, which says so in a TLS alert, or the server's by us), or
+// one side wants TLS and the other does not.
+//
+// A TLS handshake cut short is not final: a server at max_connections
+// answers in plain text and hangs up, and a TLS proxy whose backend is
+// still starting closes right after the handshake; both clear up on their
+// own, like a server that is not listening yet.
 func permanent(err error) bool {
 	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
 		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
@@ -210,13 +201,12 @@ func permanent(err error) bool {
 	var unknownAuthority x509.UnknownAuthorityError
 	var hostnameErr x509.HostnameError
 	var invalidCert x509.CertificateInvalidError
-	var notTLS tls.RecordHeaderError
 	// crypto/tls reports an alert the server sent (it refused our
 	// certificate or found none) as a net.OpError with this Op.
 	var opErr *net.OpError
 	remoteAlert := errors.As(err, &opErr) && opErr.Op == "remote error"
 	return remoteAlert || errors.As(err, &verifyErr) || errors.As(err, &unknownAuthority) ||
-		errors.As(err, &hostnameErr) || errors.As(err, &invalidCert) || errors.As(err, &notTLS)
+		errors.As(err, &hostnameErr) || errors.As(err, &invalidCert)
 }
 
 // setupStream creates the stream, or extends an existing one to the

@@ -100,48 +100,75 @@ func writeFile(t *testing.T, path string, data []byte) {
 	}
 }
 
-// TestTLSClosedAfterHandshake: a server (or a TLS proxy in front of it)
-// that completes the handshake and then hangs up refuses the same way on
-// every try; New gives up after a few instead of retrying until its context
+// TestTLSRetriesWhatClearsUp: refusals that clear up on their own are
+// retried, not taken as final: a TLS server at max_connections (it answers
+// in plain text and hangs up) lets New in once a slot frees, and a server
+// that hangs up right after the handshake is retried until New's context
 // ends.
-func TestTLSClosedAfterHandshake(t *testing.T) {
+func TestTLSRetriesWhatClearsUp(t *testing.T) {
 	pki := testpki.New(t)
-	cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+	tlsConfig, err := server.GenTLSConfig(&server.TLSConfigOpts{
+		CertFile: pki.ServerCert, KeyFile: pki.ServerKey, CaFile: pki.CA, Verify: true,
+	})
 	if err != nil {
 		t.Fatal(err)
 	}
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	var attempts atomic.Int32
-	go func() {
-		for {
-			conn, err := ln.Accept()
-			if err != nil {
-				return
-			}
-			attempts.Add(1)
-			go func() {
-				defer conn.Close()
-				// NATS sends its INFO in the clear, then upgrades.
-				fmt.Fprintf(conn, "INFO {\"server_id\":\"fake\",\"tls_required\":true,\"max_payload\":1048576,\"proto\":1}\r\n")
-				tc := tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}})
-				_ = tc.Handshake()
-			}()
-		}
-	}()
+	cfg := natssink.Config{CAFile: pki.CA, CertFile: pki.ClientCert, KeyFile: pki.ClientKey, Mode: natssink.ModeCore}
 
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	start := time.Now()
-	s, err := natssink.New(ctx, natssink.Config{URL: "tls://" + ln.Addr().String(), CAFile: pki.CA, Mode: natssink.ModeCore})
-	if err == nil {
+	t.Run("max connections", func(t *testing.T) {
+		cfg := cfg
+		cfg.URL = startAuthServer(t, &server.Options{TLS: true, TLSVerify: true, TLSConfig: tlsConfig, MaxConn: 1})
+		holder, err := natssink.New(context.Background(), cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		time.AfterFunc(2*time.Second, func() { holder.Close(context.Background()) })
+		ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+		defer cancel()
+		s, err := natssink.New(ctx, cfg)
+		if err != nil {
+			t.Fatalf("New gave up while the server was full for 2 s: %v", err)
+		}
 		_ = s.Close(ctx)
-		t.Fatal("New succeeded against a server that hangs up")
-	}
-	if took := time.Since(start); took > 10*time.Second || attempts.Load() > 5 {
-		t.Fatalf("New gave up after %s and %d attempts (%v): want a few attempts", took, attempts.Load(), err)
-	}
+	})
+
+	t.Run("closed after the handshake", func(t *testing.T) {
+		cert, err := tls.LoadX509KeyPair(pki.ServerCert, pki.ServerKey)
+		if err != nil {
+			t.Fatal(err)
+		}
+		ln, err := net.Listen("tcp", "127.0.0.1:0")
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer ln.Close()
+		var attempts atomic.Int32
+		go func() {
+			for {
+				conn, err := ln.Accept()
+				if err != nil {
+					return
+				}
+				attempts.Add(1)
+				go func() {
+					defer conn.Close()
+					// NATS sends its INFO in the clear, then upgrades.
+					fmt.Fprintf(conn, "INFO {\"server_id\":\"fake\",\"tls_required\":true,\"max_payload\":1048576,\"proto\":1}\r\n")
+					_ = tls.Server(conn, &tls.Config{Certificates: []tls.Certificate{cert}}).Handshake()
+				}()
+			}
+		}()
+		cfg := cfg
+		cfg.URL = "tls://" + ln.Addr().String()
+		ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+		defer cancel()
+		s, err := natssink.New(ctx, cfg)
+		if err == nil {
+			_ = s.Close(ctx)
+			t.Fatal("New succeeded against a server that hangs up")
+		}
+		if !errors.Is(err, context.DeadlineExceeded) || attempts.Load() < 2 {
+			t.Fatalf("New = %v after %d attempts: want retries until its context ended", err, attempts.Load())
+		}
+	})
 }

@@ -6,12 +6,14 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/dedup"
 )
 
 // config is everything the binary reads from its environment. The README's
@@ -132,6 +134,9 @@ func (c *config) check() error {
 			return &configError{p.variable, "must be greater than zero"}
 		}
 	}
+	if c.DedupMaxEntries > dedup.MaxMaxEntries {
+		return &configError{"DEDUP_MAX_ENTRIES", fmt.Sprintf("%d is above the largest window, %d ids", c.DedupMaxEntries, dedup.MaxMaxEntries)}
+	}
 	if c.DedupWindow < time.Hour {
 		return &configError{"DEDUP_WINDOW", fmt.Sprintf("%s is shorter than the hour Senfenico keeps resending", c.DedupWindow)}
 	}
@@ -180,8 +185,9 @@ func (c *config) check() error {
 		return &configError{"KAFKA_TLS_CERT", "KAFKA_TLS_CERT and KAFKA_TLS_KEY go together"}
 	}
 	if c.DebugAddr != "" {
-		if _, _, err := net.SplitHostPort(c.DebugAddr); err != nil {
-			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
+		_, port, err := net.SplitHostPort(c.DebugAddr)
+		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || (p == 0 && port != "0") {
+			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port with a numeric port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
 		}
 	}
 	if c.NATSURL == "" && seen["nats"] && c.DataDir == "" {

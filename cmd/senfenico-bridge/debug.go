@@ -36,9 +36,17 @@ func startDebugServer(addr string, logger *slog.Logger) (stop func(), err error)
 		}
 	}()
 	logger.Info("debug listener (pprof) serving", slog.String("addr", ln.Addr().String()))
+	if ip := ln.Addr().(*net.TCPAddr).IP; !ip.IsLoopback() {
+		logger.Warn("the debug listener is reachable from other hosts; profiles reveal internals and cost CPU on demand, keep DEBUG_ADDR on loopback",
+			slog.String("addr", ln.Addr().String()))
+	}
 	return func() {
 		ctx, cancel := context.WithTimeout(context.Background(), time.Second)
 		defer cancel()
-		_ = srv.Shutdown(ctx)
+		if srv.Shutdown(ctx) != nil {
+			// A profile still being taken (they run for seconds) must not
+			// outlive the process's own shutdown.
+			_ = srv.Close()
+		}
 	}, nil
 }

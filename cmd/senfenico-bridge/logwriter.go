@@ -17,7 +17,8 @@ import (
 // logFlushInterval, or as soon as it holds logFlushSize bytes. Lines keep
 // their order. When the output cannot keep up, Write waits once
 // logMaxPending bytes are queued instead of dropping lines. Close writes out
-// what is left; a crash can lose at most the last logFlushInterval of lines.
+// what is left; a crash loses what is queued: the last logFlushInterval of
+// lines, or up to logMaxPending bytes when the output had fallen behind.
 type asyncWriter struct {
 	out io.Writer
 

@@ -64,6 +64,8 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"cert without key", map[string]string{"NATS_TLS_CERT": "c.pem"}, "NATS_TLS_CERT"},
 		{"bad TLS switch", map[string]string{"KAFKA_TLS": "maybe"}, "KAFKA_TLS"},
 		{"bad debug address", map[string]string{"DEBUG_ADDR": "6060"}, "DEBUG_ADDR"},
+		{"bad debug port", map[string]string{"DEBUG_ADDR": "127.0.0.1:http"}, "DEBUG_ADDR"},
+		{"huge dedup window", map[string]string{"DEDUP_MAX_ENTRIES": "9223372036854775807"}, "DEDUP_MAX_ENTRIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

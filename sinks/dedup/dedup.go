@@ -31,6 +31,10 @@ const (
 	// DefaultMaxEntries bounds memory to roughly 3.4 MB (see Config.MaxEntries)
 	// and holds a full window at a sustained 25 events per second.
 	DefaultMaxEntries = 100_000
+	// MaxMaxEntries is the largest MaxEntries Validate accepts: 2^28 ids,
+	// about 9 GB. It keeps ring positions within the index's 32-bit cells
+	// and the ring's size from overflowing.
+	MaxMaxEntries = 1 << 28
 )
 
 // Config configures Wrap. The zero value uses the defaults.
@@ -54,7 +58,8 @@ type Config struct {
 }
 
 // Validate reports an error wrapping ErrInvalidConfig when a field is
-// negative; zero fields mean their default.
+// negative or MaxEntries exceeds MaxMaxEntries; zero fields mean their
+// default.
 func (c Config) Validate() error {
 	var errs []error
 	if c.Window < 0 {
@@ -62,6 +67,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxEntries < 0 {
 		errs = append(errs, fmt.Errorf("%w: negative max entries %d", ErrInvalidConfig, c.MaxEntries))
+	}
+	if c.MaxEntries > MaxMaxEntries {
+		errs = append(errs, fmt.Errorf("%w: max entries %d above %d", ErrInvalidConfig, c.MaxEntries, MaxMaxEntries))
 	}
 	return errors.Join(errs...)
 }

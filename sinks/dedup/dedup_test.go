@@ -394,6 +394,8 @@ func TestConfigValidate(t *testing.T) {
 		{"explicit", dedup.Config{Window: time.Hour, MaxEntries: 10}, false},
 		{"negative window", dedup.Config{Window: -time.Second}, true},
 		{"negative max entries", dedup.Config{MaxEntries: -1}, true},
+		{"max entries beyond the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries + 1}, true},
+		{"max entries at the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries}, false},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

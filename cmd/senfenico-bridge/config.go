@@ -134,8 +134,10 @@ func (c *config) check() error {
 			return &configError{p.variable, "must be greater than zero"}
 		}
 	}
-	if c.DedupMaxEntries > dedup.MaxMaxEntries {
-		return &configError{"DEDUP_MAX_ENTRIES", fmt.Sprintf("%d is above the largest window, %d ids", c.DedupMaxEntries, dedup.MaxMaxEntries)}
+	// Both values are positive here, so the window's own check can only
+	// refuse the size.
+	if err := c.dedupConfig().Validate(); err != nil {
+		return &configError{"DEDUP_MAX_ENTRIES", err.Error()}
 	}
 	if c.DedupWindow < time.Hour {
 		return &configError{"DEDUP_WINDOW", fmt.Sprintf("%s is shorter than the hour Senfenico keeps resending", c.DedupWindow)}
@@ -186,7 +188,10 @@ func (c *config) check() error {
 	}
 	if c.DebugAddr != "" {
 		_, port, err := net.SplitHostPort(c.DebugAddr)
-		if p, perr := strconv.ParseUint(port, 10, 16); err != nil || perr != nil || (p == 0 && port != "0") {
+		if err == nil {
+			_, err = strconv.ParseUint(port, 10, 16)
+		}
+		if err != nil {
 			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port with a numeric port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
 		}
 	}
@@ -194,6 +199,11 @@ func (c *config) check() error {
 		return &configError{"DATA_DIR", "the embedded NATS server needs a directory"}
 	}
 	return nil
+}
+
+// dedupConfig is the in-process duplicate window these variables describe.
+func (c *config) dedupConfig() dedup.Config {
+	return dedup.Config{Window: c.DedupWindow, MaxEntries: c.DedupMaxEntries}
 }
 
 // bridgeConfig is the bridge.Config these variables describe.

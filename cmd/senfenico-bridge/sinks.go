@@ -52,7 +52,7 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 		}
 	}()
 	metrics := sinkmetrics.New(reg)
-	window := dedup.Config{Window: cfg.DedupWindow, MaxEntries: cfg.DedupMaxEntries}
+	window := cfg.dedupConfig()
 	for _, name := range cfg.Sinks {
 		var s sinks.Sink
 		switch name {

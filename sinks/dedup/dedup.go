@@ -169,7 +169,7 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		s.evictLocked(now)
 		// A landing that expired while not yet at the ring's head (only a
 		// clock going backwards can do that) counts as forgotten.
-		if pos, ok := s.landed.find(k); ok && now-s.landed.ring[pos].at < s.window {
+		if last, ok := s.landed.find(k); ok && now-last.at < s.window {
 			s.mu.Unlock()
 			return sinks.Receipt{Duplicate: true}, nil
 		}

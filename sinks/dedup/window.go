@@ -31,18 +31,18 @@ type slot struct {
 	at time.Duration // since Sink.epoch, on the monotonic clock
 }
 
-// find returns the ring position of k's latest landing.
-func (l *landings) find(k key) (int, bool) {
+// find returns k's latest landing.
+func (l *landings) find(k key) (slot, bool) {
 	if l.index == nil {
-		return 0, false
+		return slot{}, false
 	}
 	for i := home(k) & l.mask; ; i = (i + 1) & l.mask {
 		e := l.index[i]
 		if e == 0 {
-			return 0, false
+			return slot{}, false
 		}
 		if l.ring[e-1].k == k {
-			return int(e - 1), true
+			return l.ring[e-1], true
 		}
 	}
 }

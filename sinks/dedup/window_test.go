@@ -41,7 +41,7 @@ func TestLandingsMatchAModel(t *testing.T) {
 				}
 			}
 			for _, k := range keys {
-				pos, ok := l.find(k)
+				found, ok := l.find(k)
 				if ok != (model[k] > 0) {
 					t.Fatalf("round %d step %d: find(%x) = %v, model has %d landings", round, step, k, ok, model[k])
 				}
@@ -55,8 +55,8 @@ func TestLandingsMatchAModel(t *testing.T) {
 						latest = sl
 					}
 				}
-				if l.ring[pos] != latest {
-					t.Fatalf("round %d step %d: find(%x) gave %v, want the latest %v", round, step, k, l.ring[pos], latest)
+				if found != latest {
+					t.Fatalf("round %d step %d: find(%x) gave %v, want the latest %v", round, step, k, found, latest)
 				}
 			}
 		}

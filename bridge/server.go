@@ -33,6 +33,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	http    *http.Server
+	// deadlines bounds each publish by cfg.PublishTimeout.
+	deadlines publishDeadlines
 
 	// warnQueue feeds the warn-mode schema worker; warnDone is closed when
 	// it has drained the queue. Both are nil in the other modes.
@@ -67,6 +69,7 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 		log:     cfg.Logger,
 		metrics: newMetrics(reg),
 	}
+	s.deadlines.timeout = cfg.PublishTimeout
 	if cfg.SchemaMode == SchemaWarn {
 		s.warnQueue = make(chan schemaJob, warnQueueSize)
 		s.warnDone = make(chan struct{})

@@ -23,10 +23,14 @@ type flushGroup struct {
 	running bool
 }
 
+// donePool recycles the channels on which run answers waiters: a channel is
+// reused only after its one answer was received.
+var donePool = sync.Pool{New: func() any { return make(chan error, 1) }}
+
 // wait blocks until a flush that started after the call confirms, or ctx
 // ends.
 func (g *flushGroup) wait(ctx context.Context) error {
-	done := make(chan error, 1)
+	done := donePool.Get().(chan error)
 	g.mu.Lock()
 	g.waiting = append(g.waiting, done)
 	if !g.running {
@@ -36,8 +40,10 @@ func (g *flushGroup) wait(ctx context.Context) error {
 	g.mu.Unlock()
 	select {
 	case err := <-done:
+		donePool.Put(done)
 		return err
 	case <-ctx.Done():
+		// run still holds done and will answer on it: leave it to the GC.
 		return ctx.Err()
 	}
 }

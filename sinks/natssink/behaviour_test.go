@@ -128,8 +128,9 @@ func TestStreamCreatedWithDefaults(t *testing.T) {
 	b := startBroker(t)
 	newSink(t, b.config(natssink.ModeJetStream))
 	sc := streamInfo(t, b.Client(t)).Config
-	if sc.Storage != jetstream.FileStorage || sc.Duplicates != natssink.DefaultDedupWindow {
-		t.Errorf("stream storage %v, duplicates %v; want file storage and %v", sc.Storage, sc.Duplicates, natssink.DefaultDedupWindow)
+	if sc.Storage != jetstream.FileStorage || sc.Duplicates != natssink.DefaultDedupWindow || !sc.AllowAtomicPublish {
+		t.Errorf("stream storage %v, duplicates %v, atomic batches %v; want file storage, %v and allowed",
+			sc.Storage, sc.Duplicates, sc.AllowAtomicPublish, natssink.DefaultDedupWindow)
 	}
 }
 

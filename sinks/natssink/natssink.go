@@ -55,6 +55,8 @@ type Sink struct {
 	stream jetstream.Stream
 	// flushes confirms core-mode publishes, one round trip per batch.
 	flushes flushGroup
+	// batcher sends JetStream publishes, in atomic batches under load.
+	batcher jsBatcher
 
 	// filters is the stream's current subject list ([]string); Publish reads
 	// it without locking, extendMu serialises changes.
@@ -221,6 +223,7 @@ func (s *Sink) setupStream(ctx context.Context) error {
 		return s.unavailable("setup stream", err)
 	}
 	s.js = js
+	s.batcher = jsBatcher{nc: s.nc, js: js, log: s.log, onNoStream: func() { s.stale.Store(true) }}
 	c := s.cfg
 	stream, err := js.Stream(ctx, c.Stream)
 	switch {
@@ -239,6 +242,10 @@ func (s *Sink) setupStream(ctx context.Context) error {
 			Duplicates:  c.DedupWindow,
 			MaxAge:      c.MaxAge,
 			Replicas:    c.Replicas,
+			// Lets publishes that wait together share one fsync (jsbatch.go).
+			// A server before 2.12 ignores it, and the bridge then publishes
+			// one message at a time.
+			AllowAtomicPublish: true,
 		})
 		if errors.Is(err, jetstream.ErrStreamNameAlreadyInUse) {
 			// Another bridge instance created it meanwhile.
@@ -269,6 +276,7 @@ func (s *Sink) setupStream(ctx context.Context) error {
 	s.stream = stream
 	subjects := stream.CachedInfo().Config.Subjects
 	s.filters.Store(&subjects)
+	s.batcher.atomicAllowed.Store(stream.CachedInfo().Config.AllowAtomicPublish)
 	return nil
 }
 
@@ -369,17 +377,11 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	}
 	// encode sets Nats-Msg-Id itself rather than through
 	// jetstream.WithMsgID: same header, no per-publish option closure.
-	out := encode(msg)
-	ack, err := s.js.PublishMsg(ctx, &out.msg)
-	out.release()
+	duplicate, err := s.batcher.publish(ctx, encode(msg))
 	if err != nil {
-		if errors.Is(err, jetstream.ErrNoStreamResponse) {
-			// The stream may have lost this subject; look again next time.
-			s.stale.Store(true)
-		}
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
-	return sinks.Receipt{Duplicate: ack.Duplicate}, nil
+	return sinks.Receipt{Duplicate: duplicate}, nil
 }
 
 func (s *Sink) publishErr(subject string, err error) error {
@@ -396,49 +398,60 @@ func (s *Sink) unavailable(what string, err error) error {
 // that returns. Building a fresh header map per publish was a tenth of
 // the publish's CPU and most of its allocations.
 type outgoing struct {
-	msg  nats.Msg
-	vals [9]string
+	msg nats.Msg
+	// vals backs the header values: seven every message has, a dead
+	// letter's two, an atomic batch's three.
+	vals [12]string
 }
 
 var outgoingPool = sync.Pool{New: func() any {
-	// Nine entries: the seven every message has and a dead letter's two.
-	return &outgoing{msg: nats.Msg{Header: make(nats.Header, 9)}}
+	return &outgoing{msg: nats.Msg{Header: make(nats.Header, len(outgoing{}.vals))}}
 }}
 
 // encode fills a pooled outgoing with the NATS message for msg; release it
-// after the publish returns.
+// once nats.go no longer refers to it.
 func encode(msg *sinks.Message) *outgoing {
 	o := outgoingPool.Get().(*outgoing)
-	h := o.msg.Header
-	set := func(i int, k, v string) {
-		o.vals[i] = v
-		h[k] = o.vals[i : i+1 : i+1]
-	}
-	set(0, HeaderSpecVersion, SpecVersion)
-	set(1, HeaderID, msg.ID)
-	set(2, HeaderType, msg.Type)
-	set(3, HeaderSource, sinks.Source)
-	set(4, HeaderTime, msg.Time.UTC().Format(time.RFC3339Nano))
-	set(5, HeaderContentType, ContentType)
-	set(6, HeaderMsgID, msg.ID)
-	delete(h, HeaderDeadLetterReason)
-	delete(h, HeaderDeadLetterDetail)
+	o.set(0, HeaderSpecVersion, SpecVersion)
+	o.set(1, HeaderID, msg.ID)
+	o.set(2, HeaderType, msg.Type)
+	o.set(3, HeaderSource, sinks.Source)
+	o.set(4, HeaderTime, msg.Time.UTC().Format(time.RFC3339Nano))
+	o.set(5, HeaderContentType, ContentType)
+	o.set(6, HeaderMsgID, msg.ID)
+	delete(o.msg.Header, HeaderDeadLetterReason)
+	delete(o.msg.Header, HeaderDeadLetterDetail)
 	if msg.DeadLetterReason != "" {
-		set(7, HeaderDeadLetterReason, msg.DeadLetterReason)
+		o.set(7, HeaderDeadLetterReason, msg.DeadLetterReason)
 	}
 	if msg.DeadLetterDetail != "" {
-		set(8, HeaderDeadLetterDetail, msg.DeadLetterDetail)
+		o.set(8, HeaderDeadLetterDetail, msg.DeadLetterDetail)
 	}
 	o.msg.Subject = msg.Subject
 	o.msg.Data = msg.Body
 	return o
 }
 
+// set sets header k to v, stored in vals[i].
+func (o *outgoing) set(i int, k, v string) {
+	o.vals[i] = v
+	o.msg.Header[k] = o.vals[i : i+1 : i+1]
+}
+
+// clearBatch removes an atomic batch's headers.
+func (o *outgoing) clearBatch() {
+	delete(o.msg.Header, headerBatchID)
+	delete(o.msg.Header, headerBatchSequence)
+	delete(o.msg.Header, headerBatchCommit)
+}
+
 // release returns o to the pool without keeping the published strings or
 // body alive.
 func (o *outgoing) release() {
-	o.vals = [9]string{}
-	o.msg.Subject, o.msg.Data = "", nil
+	o.clearBatch()
+	o.vals = [len(outgoing{}.vals)]string{}
+	// An asynchronous JetStream publish sets Reply.
+	o.msg.Subject, o.msg.Reply, o.msg.Data = "", "", nil
 	outgoingPool.Put(o)
 }
 

@@ -1,0 +1,252 @@
+package natssink
+
+import (
+	"context"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"log/slog"
+	"strconv"
+	"sync"
+	"sync/atomic"
+
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+	"github.com/nats-io/nuid"
+)
+
+// With sync_interval always, a stream writes and fsyncs each message before
+// the next one, so one stream stores about as many messages a second as the
+// disk does fsyncs, however many publishes wait. An atomic batch (ADR-50,
+// nats-server 2.12+) is the one way a single-server stream stores many
+// messages under one fsync: the server stages the batch, commits it whole,
+// syncs once and acknowledges the commit. A batch has a fixed cost of its
+// own (the server stages it in a store of its own: about 2 ms on the disk
+// measured in BENCHMARKS.md, against 0.25 ms for one message), so it pays
+// only when publishes queue up.
+//
+// jsBatcher therefore sends what is waiting, round after round: a round of
+// at least minAtomicBatch messages as atomic batches, a smaller one as
+// pipelined ordinary publishes. A lone publish at a quiet time is stored as
+// before; under load the waiting publishes share one fsync. nats.go has no
+// batch publisher, so this is written here.
+//
+// Every message keeps its Nats-Msg-Id, and the stream deduplicates on it
+// in batches as elsewhere. A batch either stores every message or none, so
+// when a batch fails for any reason (one of its ids was already stored, the
+// stream does not allow atomic batches, a timeout) its messages are sent
+// again one by one, where each gets its own answer: a duplicate is reported
+// as such, and a message of a batch that was in fact committed comes back
+// as a duplicate of itself.
+const (
+	minAtomicBatch = 12
+	// maxAtomicBatch stays well under the server's default limit of 1,000
+	// messages a batch.
+	maxAtomicBatch = 256
+)
+
+// The headers of an atomic batch; the server keeps them on the stored
+// messages.
+const (
+	headerBatchID       = "Nats-Batch-Id"
+	headerBatchSequence = "Nats-Batch-Sequence"
+	headerBatchCommit   = "Nats-Batch-Commit"
+)
+
+// Error codes of the server's answer to a batch commit.
+const (
+	errCodeAtomicPublishDisabled = 10174
+)
+
+type jsBatcher struct {
+	nc  *nats.Conn
+	js  jetstream.JetStream
+	log *slog.Logger
+	// atomicAllowed is whether the stream takes atomic batches: its
+	// allow_atomic setting, turned off for good if the server refuses one.
+	atomicAllowed atomic.Bool
+	// onNoStream is told when a publish found no stream listening.
+	onNoStream func()
+
+	mu      sync.Mutex
+	waiting []*jsPublish
+	running bool
+
+	// atomicBatches counts the batches the server committed, for tests.
+	atomicBatches atomic.Int64
+}
+
+// jsPublish is one waiting publish. The batcher owns out once it is queued
+// and releases it.
+type jsPublish struct {
+	ctx  context.Context
+	out  *outgoing
+	done chan jsResult
+}
+
+type jsResult struct {
+	duplicate bool
+	err       error
+}
+
+var jsPublishPool = sync.Pool{New: func() any { return &jsPublish{done: make(chan jsResult, 1)} }}
+
+// publish queues out and waits for the stream's answer or the end of ctx.
+func (b *jsBatcher) publish(ctx context.Context, out *outgoing) (duplicate bool, err error) {
+	p := jsPublishPool.Get().(*jsPublish)
+	p.ctx, p.out = ctx, out
+	b.mu.Lock()
+	b.waiting = append(b.waiting, p)
+	if !b.running {
+		b.running = true
+		go b.run()
+	}
+	b.mu.Unlock()
+	select {
+	case r := <-p.done:
+		p.ctx, p.out = nil, nil
+		jsPublishPool.Put(p)
+		return r.duplicate, r.err
+	case <-ctx.Done():
+		// The batcher still holds p and will answer on it: leave p to the GC.
+		return false, ctx.Err()
+	}
+}
+
+// run sends the waiting publishes, round after round, until none is left.
+func (b *jsBatcher) run() {
+	var round []*jsPublish
+	for {
+		b.mu.Lock()
+		round, b.waiting = b.waiting, round[:0]
+		if len(round) == 0 {
+			b.running = false
+			b.mu.Unlock()
+			return
+		}
+		b.mu.Unlock()
+
+		// A caller that gave up is not sent at all: it was answered 503, and
+		// a message that lands anyway would be stored before the resend.
+		live := round[:0]
+		for _, p := range round {
+			if err := p.ctx.Err(); err != nil {
+				b.answer(p, jsResult{err: err}, true)
+				continue
+			}
+			live = append(live, p)
+		}
+		for len(live) > 0 {
+			n := min(len(live), maxAtomicBatch)
+			part := live[:n]
+			live = live[n:]
+			if n >= minAtomicBatch && b.atomicAllowed.Load() && b.sendAtomic(part) {
+				continue
+			}
+			b.sendEach(part)
+		}
+		clear(round)
+	}
+}
+
+// answer reports r to p's caller and, when nats.go no longer refers to the
+// message, recycles it.
+func (b *jsBatcher) answer(p *jsPublish, r jsResult, release bool) {
+	if release {
+		p.out.release()
+	}
+	p.done <- r
+}
+
+// sendAtomic publishes part as one atomic batch and answers every publish
+// in it if the stream committed the batch. It returns false, having
+// answered none and with the batch headers removed, if the batch was not
+// committed (or its fate is unknown).
+func (b *jsBatcher) sendAtomic(part []*jsPublish) bool {
+	if !b.commitAtomic(part) {
+		for _, p := range part {
+			p.out.clearBatch()
+		}
+		return false
+	}
+	b.atomicBatches.Add(1)
+	for _, p := range part {
+		b.answer(p, jsResult{}, true)
+	}
+	return true
+}
+
+// commitAtomic sends part as a batch and reports whether the stream
+// acknowledged its commit.
+func (b *jsBatcher) commitAtomic(part []*jsPublish) bool {
+	id := nuid.Next()
+	last := len(part) - 1
+	for i, p := range part {
+		p.out.set(9, headerBatchID, id)
+		p.out.set(10, headerBatchSequence, strconv.Itoa(i+1))
+		if i == last {
+			p.out.set(11, headerBatchCommit, "1")
+		}
+	}
+	for _, p := range part[:last] {
+		if err := b.nc.PublishMsg(&p.out.msg); err != nil {
+			return false
+		}
+	}
+	// The newest publish has the latest deadline.
+	resp, err := b.nc.RequestMsgWithContext(part[last].ctx, &part[last].out.msg)
+	if err != nil {
+		return false
+	}
+	var ack struct {
+		Batch string `json:"batch"`
+		Count int    `json:"count"`
+		Error *struct {
+			ErrCode     int    `json:"err_code"`
+			Description string `json:"description"`
+		} `json:"error"`
+	}
+	if err := json.Unmarshal(resp.Data, &ack); err != nil {
+		return false
+	}
+	if ack.Error != nil {
+		if ack.Error.ErrCode == errCodeAtomicPublishDisabled && b.atomicAllowed.Swap(false) {
+			b.log.Info("nats stream refuses atomic batches; publishing one message at a time", "err", ack.Error.Description)
+		}
+		return false
+	}
+	return ack.Batch == id && ack.Count == len(part)
+}
+
+// sendEach publishes part one message at a time, pipelined, and answers
+// each publish with the stream's acknowledgement.
+func (b *jsBatcher) sendEach(part []*jsPublish) {
+	acks := make([]jetstream.PubAckFuture, len(part))
+	for i, p := range part {
+		f, err := b.js.PublishMsgAsync(&p.out.msg)
+		if err != nil {
+			b.answer(p, jsResult{err: err}, true)
+			continue
+		}
+		acks[i] = f
+	}
+	for i, p := range part {
+		f := acks[i]
+		if f == nil {
+			continue
+		}
+		select {
+		case ack := <-f.Ok():
+			b.answer(p, jsResult{duplicate: ack.Duplicate}, true)
+		case err := <-f.Err():
+			if errors.Is(err, jetstream.ErrNoStreamResponse) || errors.Is(err, nats.ErrNoResponders) {
+				b.onNoStream()
+			}
+			b.answer(p, jsResult{err: err}, true)
+		case <-p.ctx.Done():
+			// nats.go may still resend the message from its future: keep
+			// it out of the pool.
+			b.answer(p, jsResult{err: fmt.Errorf("waiting for the stream: %w", p.ctx.Err())}, false)
+		}
+	}
+}

@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -25,10 +26,13 @@ import (
 // measured in BENCHMARKS.md, against 0.25 ms for one message), so it pays
 // only when publishes queue up.
 //
-// jsBatcher therefore sends what is waiting, round after round: a round of
-// at least minAtomicBatch messages as atomic batches, a smaller one as
-// pipelined ordinary publishes. A lone publish at a quiet time is stored as
-// before; under load the waiting publishes share one fsync. nats.go has no
+// jsBatcher therefore sends what is waiting, round after round, and sends
+// each round the way it expects to be faster (roundCosts, learnt from the
+// rounds it sent): as one atomic batch, or one message at a time,
+// pipelined. On a server that syncs every message, batches win from about
+// ten waiting messages; on one that does not (against the advice in the
+// README) a message is stored in tens of microseconds, and batches pay only
+// for long queues. A lone publish is always sent by itself. nats.go has no
 // batch publisher, so this is written here.
 //
 // Every message keeps its Nats-Msg-Id, and the stream deduplicates on it
@@ -39,7 +43,9 @@ import (
 // as such, and a message of a batch that was in fact committed comes back
 // as a duplicate of itself.
 const (
-	minAtomicBatch = 12
+	// minAtomicBatch is the smallest round sent as a batch, whatever the
+	// costs say.
+	minAtomicBatch = 8
 	// maxAtomicBatch stays well under the server's default limit of 1,000
 	// messages a batch.
 	maxAtomicBatch = 256
@@ -74,6 +80,45 @@ type jsBatcher struct {
 
 	// atomicBatches counts the batches the server committed, for tests.
 	atomicBatches atomic.Int64
+
+	// The learnt costs, touched only by run (one at a time).
+	costs roundCosts
+}
+
+// roundCosts estimates how long a round of n messages takes each way, from
+// the rounds sent so far: one by one, n times perMessage (the stream stores
+// them one after the other); as a batch, batchFixed plus batchPerMessage a
+// message (the server stages each batch in a store of its own, then syncs
+// once). perMessage is learnt only from rounds of at least minAtomicBatch:
+// in a shorter one the round trip weighs too much.
+type roundCosts struct {
+	perMessage time.Duration
+	batchFixed time.Duration
+}
+
+// batchPerMessage is what a message adds to a batch (measured: about 15 µs).
+const batchPerMessage = 20 * time.Microsecond
+
+// Starting estimates, for a server that syncs every message, until rounds
+// are measured.
+var initialCosts = roundCosts{perMessage: 250 * time.Microsecond, batchFixed: 2 * time.Millisecond}
+
+// preferBatch reports whether n waiting messages are expected to be stored
+// sooner as one batch than one by one.
+func (c *roundCosts) preferBatch(n int) bool {
+	return n >= minAtomicBatch && c.batchFixed+time.Duration(n)*batchPerMessage < time.Duration(n)*c.perMessage
+}
+
+// sentEach and sentBatch take the time a round of n messages took. Each new
+// round weighs a fifth in the averages.
+func (c *roundCosts) sentEach(n int, took time.Duration) {
+	if n >= minAtomicBatch {
+		c.perMessage += (took/time.Duration(n) - c.perMessage) / 5
+	}
+}
+
+func (c *roundCosts) sentBatch(n int, took time.Duration) {
+	c.batchFixed += (max(took-time.Duration(n)*batchPerMessage, 0) - c.batchFixed) / 5
 }
 
 // jsPublish is one waiting publish. The batcher owns out once it is queued
@@ -140,10 +185,17 @@ func (b *jsBatcher) run() {
 			n := min(len(live), maxAtomicBatch)
 			part := live[:n]
 			live = live[n:]
-			if n >= minAtomicBatch && b.atomicAllowed.Load() && b.sendAtomic(part) {
-				continue
+			if b.costs.preferBatch(n) && b.atomicAllowed.Load() {
+				start := time.Now()
+				ok := b.sendAtomic(part)
+				b.costs.sentBatch(n, time.Since(start))
+				if ok {
+					continue
+				}
 			}
+			start := time.Now()
 			b.sendEach(part)
+			b.costs.sentEach(n, time.Since(start))
 		}
 		clear(round)
 	}

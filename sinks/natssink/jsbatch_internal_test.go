@@ -67,3 +67,39 @@ func TestRefusedBatchFallsBackForGood(t *testing.T) {
 		t.Fatalf("%d batches reported committed on a stream that refuses them", n)
 	}
 }
+
+// Batches are chosen only when the measured costs say they are faster: from
+// about ten messages on a server that syncs each one, only for long queues
+// on one that does not.
+func TestRoundCostsChooseTheFasterWay(t *testing.T) {
+	c := initialCosts
+	if c.preferBatch(1) || c.preferBatch(minAtomicBatch-1) || c.preferBatch(minAtomicBatch) {
+		t.Fatalf("a short round went as a batch (%v a message, %v a batch)", c.perMessage, c.batchFixed)
+	}
+	if !c.preferBatch(12) || !c.preferBatch(64) {
+		t.Fatalf("with %v a message and %v a batch: want batches at 12 and 64", c.perMessage, c.batchFixed)
+	}
+	// Short rounds say little about the stream (the round trip dominates):
+	// they do not move the estimate.
+	c.sentEach(2, 10*time.Millisecond)
+	if c.perMessage != initialCosts.perMessage {
+		t.Fatalf("a round of 2 moved the estimate to %v", c.perMessage)
+	}
+	// A server without per-message syncs: rounds of 32 one by one take 1.2 ms.
+	for range 50 {
+		c.sentEach(32, 1200*time.Microsecond)
+	}
+	if c.preferBatch(64) {
+		t.Fatalf("at %v a message, a batch of 64 was preferred", c.perMessage)
+	}
+	if !c.preferBatch(maxAtomicBatch) {
+		t.Fatalf("at %v a message, %d messages still went one by one", c.perMessage, maxAtomicBatch)
+	}
+	// Batches that turn out slow push the threshold up.
+	for range 50 {
+		c.sentBatch(100, 20*time.Millisecond)
+	}
+	if c.preferBatch(maxAtomicBatch) {
+		t.Fatalf("with batches costing %v, a batch was still preferred", c.batchFixed)
+	}
+}

@@ -223,7 +223,7 @@ func (s *Sink) setupStream(ctx context.Context) error {
 		return s.unavailable("setup stream", err)
 	}
 	s.js = js
-	s.batcher = jsBatcher{nc: s.nc, js: js, log: s.log, onNoStream: func() { s.stale.Store(true) }}
+	s.batcher = jsBatcher{nc: s.nc, js: js, log: s.log, onNoStream: func() { s.stale.Store(true) }, costs: initialCosts}
 	c := s.cfg
 	stream, err := js.Stream(ctx, c.Stream)
 	switch {

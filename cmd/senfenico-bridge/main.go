@@ -118,6 +118,7 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", err)
 		return exitUsage
 	}
+	startHeapFloor()
 	logOut := newAsyncWriter(stderr)
 	defer logOut.Close()
 	logger := newLogger(cfg, logOut, isTerminal(stderr))

@@ -44,6 +44,13 @@ func (r *writeRecorder) got() []string {
 	return append([]string(nil), r.writes...)
 }
 
+// newCoalescing wraps rec; the test's cleanup closes it.
+func newCoalescing(t *testing.T, rec *writeRecorder) (*writeRecorder, *coalescingConn) {
+	c := &coalescingConn{Conn: rec}
+	t.Cleanup(func() { c.Close() })
+	return rec, c
+}
+
 const (
 	pub1 = "HPUB charge.success 12 14\r\nNATS/1.0\r\n\r\nhi\r\n"
 	pub2 = "PUB charge.failed 2\r\nho\r\n"
@@ -57,9 +64,7 @@ func mustWrite(t *testing.T, c net.Conn, s string) {
 }
 
 func TestCoalescingSendsPublishesWithTheirPing(t *testing.T) {
-	rec := &writeRecorder{}
-	c := &coalescingConn{Conn: rec}
-	defer c.Close()
+	rec, c := newCoalescing(t, &writeRecorder{})
 	mustWrite(t, c, pub1)
 	mustWrite(t, c, pub2)
 	if w := rec.got(); len(w) != 0 {
@@ -78,9 +83,7 @@ func TestCoalescingSendsPublishesWithTheirPing(t *testing.T) {
 }
 
 func TestCoalescingReleasesAHoldNoPingFollows(t *testing.T) {
-	rec := &writeRecorder{}
-	c := &coalescingConn{Conn: rec}
-	defer c.Close()
+	rec, c := newCoalescing(t, &writeRecorder{})
 	mustWrite(t, c, pub1)
 	deadline := time.Now().Add(time.Second)
 	for len(rec.got()) == 0 && time.Now().Before(deadline) {
@@ -92,9 +95,7 @@ func TestCoalescingReleasesAHoldNoPingFollows(t *testing.T) {
 }
 
 func TestCoalescingPassesOtherProtocolThrough(t *testing.T) {
-	rec := &writeRecorder{}
-	c := &coalescingConn{Conn: rec}
-	defer c.Close()
+	rec, c := newCoalescing(t, &writeRecorder{})
 	// A PONG answering the server's PING, a CONNECT, a SUB: none waits.
 	mustWrite(t, c, "PONG\r\n")
 	mustWrite(t, c, "CONNECT {}\r\nPING\r\n")
@@ -108,9 +109,7 @@ func TestCoalescingPassesOtherProtocolThrough(t *testing.T) {
 }
 
 func TestCoalescingBoundsWhatItHolds(t *testing.T) {
-	rec := &writeRecorder{}
-	c := &coalescingConn{Conn: rec}
-	defer c.Close()
+	rec, c := newCoalescing(t, &writeRecorder{})
 	mustWrite(t, c, pub1)
 	big := "PUB s 1\r\nx\r\n" + strings.Repeat("PUB s 1\r\nx\r\n", holdLimit/12)
 	mustWrite(t, c, big)
@@ -122,9 +121,7 @@ func TestCoalescingBoundsWhatItHolds(t *testing.T) {
 
 func TestCoalescingTimedWriteErrorEndsTheConnection(t *testing.T) {
 	broken := errors.New("broken pipe")
-	rec := &writeRecorder{err: broken}
-	c := &coalescingConn{Conn: rec}
-	defer c.Close()
+	rec, c := newCoalescing(t, &writeRecorder{err: broken})
 	mustWrite(t, c, pub1) // held: the error shows when it is sent
 	deadline := time.Now().Add(time.Second)
 	for {

@@ -22,9 +22,9 @@ import (
 // nats-server 2.12+) is the one way a single-server stream stores many
 // messages under one fsync: the server stages the batch, commits it whole,
 // syncs once and acknowledges the commit. A batch has a fixed cost of its
-// own (the server stages it in a store of its own: about 2 ms on the disk
-// measured in BENCHMARKS.md, against 0.25 ms for one message), so it pays
-// only when publishes queue up.
+// own (the server stages it in a store of its own: about 2.5 ms on the disk
+// measured in BENCHMARKS.md, BenchmarkAtomicBatch, against 0.25 ms for one
+// message), so it pays only when publishes queue up.
 //
 // jsBatcher therefore sends what is waiting, round after round, and sends
 // each round the way it expects to be faster (roundCosts, learnt from the
@@ -43,7 +43,7 @@ import (
 // as such, and a message of a batch that was in fact committed comes back
 // as a duplicate of itself.
 const (
-	// minAtomicBatch is the smallest round sent as a batch, whatever the
+	// minAtomicBatch: a shorter round never goes as a batch, whatever the
 	// costs say.
 	minAtomicBatch = 8
 	// maxAtomicBatch stays well under the server's default limit of 1,000

@@ -74,15 +74,19 @@ type jsBatcher struct {
 	// onNoStream is told when a publish found no stream listening.
 	onNoStream func()
 
-	mu      sync.Mutex
-	waiting []*jsPublish
-	running bool
+	publishes rounds[*jsPublish]
 
 	// atomicBatches counts the batches the server committed, for tests.
 	atomicBatches atomic.Int64
 
-	// The learnt costs, touched only by run (one at a time).
+	// The learnt costs, touched only by sendRound (one round at a time).
 	costs roundCosts
+}
+
+func newJSBatcher(nc *nats.Conn, js jetstream.JetStream, log *slog.Logger, onNoStream func()) *jsBatcher {
+	b := &jsBatcher{nc: nc, js: js, log: log, onNoStream: onNoStream, costs: initialCosts}
+	b.publishes.send = b.sendRound
+	return b
 }
 
 // roundCosts estimates how long a round of n messages takes each way, from
@@ -140,13 +144,7 @@ var jsPublishPool = sync.Pool{New: func() any { return &jsPublish{done: make(cha
 func (b *jsBatcher) publish(ctx context.Context, out *outgoing) (duplicate bool, err error) {
 	p := jsPublishPool.Get().(*jsPublish)
 	p.ctx, p.out = ctx, out
-	b.mu.Lock()
-	b.waiting = append(b.waiting, p)
-	if !b.running {
-		b.running = true
-		go b.run()
-	}
-	b.mu.Unlock()
+	b.publishes.add(p)
 	select {
 	case r := <-p.done:
 		p.ctx, p.out = nil, nil
@@ -158,46 +156,34 @@ func (b *jsBatcher) publish(ctx context.Context, out *outgoing) (duplicate bool,
 	}
 }
 
-// run sends the waiting publishes, round after round, until none is left.
-func (b *jsBatcher) run() {
-	var round []*jsPublish
-	for {
-		b.mu.Lock()
-		round, b.waiting = b.waiting, round[:0]
-		if len(round) == 0 {
-			b.running = false
-			b.mu.Unlock()
-			return
+// sendRound sends one round of waiting publishes, each part the way it is
+// expected to be faster, and answers every publish in it.
+func (b *jsBatcher) sendRound(round []*jsPublish) {
+	// A caller that gave up is not sent at all: it was answered 503, and a
+	// message that lands anyway would be stored before the resend.
+	live := round[:0]
+	for _, p := range round {
+		if err := p.ctx.Err(); err != nil {
+			b.answer(p, jsResult{err: err}, true)
+			continue
 		}
-		b.mu.Unlock()
-
-		// A caller that gave up is not sent at all: it was answered 503, and
-		// a message that lands anyway would be stored before the resend.
-		live := round[:0]
-		for _, p := range round {
-			if err := p.ctx.Err(); err != nil {
-				b.answer(p, jsResult{err: err}, true)
+		live = append(live, p)
+	}
+	for len(live) > 0 {
+		n := min(len(live), maxAtomicBatch)
+		part := live[:n]
+		live = live[n:]
+		if b.costs.preferBatch(n) && b.atomicAllowed.Load() {
+			start := time.Now()
+			ok := b.sendAtomic(part)
+			b.costs.sentBatch(n, time.Since(start))
+			if ok {
 				continue
 			}
-			live = append(live, p)
 		}
-		for len(live) > 0 {
-			n := min(len(live), maxAtomicBatch)
-			part := live[:n]
-			live = live[n:]
-			if b.costs.preferBatch(n) && b.atomicAllowed.Load() {
-				start := time.Now()
-				ok := b.sendAtomic(part)
-				b.costs.sentBatch(n, time.Since(start))
-				if ok {
-					continue
-				}
-			}
-			start := time.Now()
-			b.sendEach(part)
-			b.costs.sentEach(n, time.Since(start))
-		}
-		clear(round)
+		start := time.Now()
+		b.sendEach(part)
+		b.costs.sentEach(n, time.Since(start))
 	}
 }
 

@@ -54,9 +54,9 @@ type Sink struct {
 	js     jetstream.JetStream
 	stream jetstream.Stream
 	// flushes confirms core-mode publishes, one round trip per batch.
-	flushes flushGroup
+	flushes *flushGroup
 	// batcher sends JetStream publishes, in atomic batches under load.
-	batcher jsBatcher
+	batcher *jsBatcher
 
 	// filters is the stream's current subject list ([]string); Publish reads
 	// it without locking, extendMu serialises changes.
@@ -95,7 +95,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	if err != nil {
 		return nil, err
 	}
-	s.flushes = flushGroup{nc: s.nc, timeout: cfg.ConnectTimeout}
+	s.flushes = newFlushGroup(s.nc, cfg.ConnectTimeout)
 	if cfg.Mode == ModeJetStream {
 		if err := s.setupStream(ctx); err != nil {
 			s.nc.Close()
@@ -223,7 +223,7 @@ func (s *Sink) setupStream(ctx context.Context) error {
 		return s.unavailable("setup stream", err)
 	}
 	s.js = js
-	s.batcher = jsBatcher{nc: s.nc, js: js, log: s.log, onNoStream: func() { s.stale.Store(true) }, costs: initialCosts}
+	s.batcher = newJSBatcher(s.nc, js, s.log, func() { s.stale.Store(true) })
 	c := s.cfg
 	stream, err := js.Stream(ctx, c.Stream)
 	switch {

@@ -25,8 +25,7 @@ type publishDeadlines struct {
 }
 
 type sharedDeadline struct {
-	ctx    context.Context
-	until  time.Time
+	context.Context
 	cancel context.CancelFunc // kept only so the context's resources have an owner
 }
 
@@ -34,16 +33,29 @@ type sharedDeadline struct {
 // later than now+timeout+deadlineSlack.
 func (d *publishDeadlines) context(now time.Time) context.Context {
 	earliest := now.Add(d.timeout)
-	if cur := d.current.Load(); cur != nil && !cur.until.Before(earliest) && cur.until.Sub(earliest) <= deadlineSlack {
-		return cur.ctx
+	if ctx := d.sharable(earliest); ctx != nil {
+		return ctx
 	}
 	d.mu.Lock()
 	defer d.mu.Unlock()
-	if cur := d.current.Load(); cur != nil && !cur.until.Before(earliest) && cur.until.Sub(earliest) <= deadlineSlack {
-		return cur.ctx
+	if ctx := d.sharable(earliest); ctx != nil {
+		return ctx
 	}
-	until := earliest.Add(deadlineSlack)
-	ctx, cancel := context.WithDeadline(context.Background(), until)
-	d.current.Store(&sharedDeadline{ctx: ctx, until: until, cancel: cancel})
+	ctx, cancel := context.WithDeadline(context.Background(), earliest.Add(deadlineSlack))
+	d.current.Store(&sharedDeadline{Context: ctx, cancel: cancel})
 	return ctx
+}
+
+// sharable returns the current context if its deadline falls within
+// deadlineSlack after earliest, else nil.
+func (d *publishDeadlines) sharable(earliest time.Time) context.Context {
+	cur := d.current.Load()
+	if cur == nil {
+		return nil
+	}
+	until, _ := cur.Deadline()
+	if until.Before(earliest) || until.Sub(earliest) > deadlineSlack {
+		return nil
+	}
+	return cur.Context
 }

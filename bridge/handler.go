@@ -213,49 +213,38 @@ func writeAccepted(w http.ResponseWriter, msg *sinks.Message, duplicate bool) {
 
 // Request bodies of ordinary size are recycled: a notification is under a
 // kilobyte, and a fresh zeroed buffer per request was a tenth of the bytes
-// the bridge allocated under load.
-const (
-	pooledBodyCap    = 2 << 10  // the capacity of a new pooled buffer
-	maxPooledBodyCap = 64 << 10 // larger bodies are left to the GC
-)
+// the bridge allocated under load. The pool holds fixed-size arrays, so
+// handing one back allocates nothing.
+const pooledBodySize = 2 << 10
 
-var bodyPool = sync.Pool{New: func() any { b := make([]byte, 0, pooledBodyCap); return &b }}
+var bodyPool = sync.Pool{New: func() any { return new([pooledBodySize]byte) }}
 
-// readBody reads the whole body; with a known length it reads into a
-// recycled buffer, which the caller hands back with recycleBody once
-// nothing refers to it.
+// readBody reads the whole body; a body of known length up to
+// pooledBodySize goes into a recycled buffer, which the caller hands back
+// with recycleBody once nothing refers to it.
 func readBody(r io.Reader, length int64) ([]byte, error) {
 	if length < 0 {
 		return io.ReadAll(r)
 	}
-	if length > maxPooledBodyCap {
-		body := make([]byte, length)
-		if _, err := io.ReadFull(r, body); err != nil {
-			return nil, err
-		}
-		return body, nil
+	var body []byte
+	if length <= pooledBodySize {
+		body = bodyPool.Get().(*[pooledBodySize]byte)[:length]
+	} else {
+		body = make([]byte, length)
 	}
-	bp := bodyPool.Get().(*[]byte)
-	body := *bp
-	if int64(cap(body)) < length {
-		body = make([]byte, 0, length)
-	}
-	body = body[:length]
 	if _, err := io.ReadFull(r, body); err != nil {
-		*bp = body[:0]
-		bodyPool.Put(bp)
+		recycleBody(body)
 		return nil, err
 	}
 	return body, nil
 }
 
-// recycleBody returns a body from readBody to the pool.
+// recycleBody returns a body from readBody to the pool; others are left to
+// the GC.
 func recycleBody(body []byte) {
-	if cap(body) == 0 || cap(body) > maxPooledBodyCap {
-		return
+	if cap(body) == pooledBodySize {
+		bodyPool.Put((*[pooledBodySize]byte)(body[:pooledBodySize]))
 	}
-	b := body[:0]
-	bodyPool.Put(&b)
 }
 
 // logRequest writes the request's one log line: warn for a 503, with the

@@ -419,8 +419,6 @@ func encode(msg *sinks.Message) *outgoing {
 	o.set(4, HeaderTime, msg.Time.UTC().Format(time.RFC3339Nano))
 	o.set(5, HeaderContentType, ContentType)
 	o.set(6, HeaderMsgID, msg.ID)
-	delete(o.msg.Header, HeaderDeadLetterReason)
-	delete(o.msg.Header, HeaderDeadLetterDetail)
 	if msg.DeadLetterReason != "" {
 		o.set(7, HeaderDeadLetterReason, msg.DeadLetterReason)
 	}
@@ -445,9 +443,12 @@ func (o *outgoing) clearBatch() {
 	delete(o.msg.Header, headerBatchCommit)
 }
 
-// release returns o to the pool without keeping the published strings or
+// release returns o to the pool as encode expects it, with only the
+// headers every message has, and without keeping the published strings or
 // body alive.
 func (o *outgoing) release() {
+	delete(o.msg.Header, HeaderDeadLetterReason)
+	delete(o.msg.Header, HeaderDeadLetterDetail)
 	o.clearBatch()
 	o.vals = [len(outgoing{}.vals)]string{}
 	// An asynchronous JetStream publish sets Reply.

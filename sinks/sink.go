@@ -21,6 +21,13 @@ var (
 	// later attempt may not meet. The message may or may not have been stored;
 	// a resend with the same Message.ID must be safe.
 	ErrUnavailable = errors.New("sinks: broker unavailable")
+	// ErrSubjectRefused means the broker will not take messages on this
+	// subject, now or on a resend: a JetStream stream that may not capture
+	// another event family (its cap is reached, or the filter would overlap
+	// another stream). The bridge publishes such an event as a dead letter
+	// instead (ReasonSubjectRefused), so it is kept rather than refused for
+	// the hour Senfenico resends.
+	ErrSubjectRefused = errors.New("sinks: subject refused by the broker")
 )
 
 // Source is the CloudEvents source of every message the bridge publishes.
@@ -36,6 +43,13 @@ const (
 	ReasonMalformedData = "malformed-data"
 	// ReasonSchema: the event failed its JSON Schema (SCHEMA_VALIDATION=enforce).
 	ReasonSchema = "schema-invalid"
+	// ReasonReserved: the event name is one the brokers keep for themselves
+	// (NATS "_INBOX", Kafka "__consumer_offsets", names starting with "_"),
+	// or the dead-letter subject's own.
+	ReasonReserved = "reserved-name"
+	// ReasonSubjectRefused: the sink refused the event's subject
+	// (ErrSubjectRefused), so it was published as a dead letter.
+	ReasonSubjectRefused = "subject-refused"
 )
 
 // Message is one verified Senfenico notification, ready for a broker. It is

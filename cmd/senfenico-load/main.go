@@ -17,6 +17,7 @@
 package main
 
 import (
+	"bufio"
 	"context"
 	"encoding/json"
 	"errors"
@@ -60,6 +61,13 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 		fmt.Fprintln(stderr, "senfenico-load:", err)
 		return exitUsage
 	}
+	if out.writeRequests != "" {
+		if err := writeRequests(out.writeRequests, cfg); err != nil {
+			fmt.Fprintln(stderr, "senfenico-load:", err)
+			return exitError
+		}
+		return exitOK
+	}
 	level := slog.LevelWarn
 	if out.verbose {
 		level = slog.LevelInfo
@@ -94,10 +102,40 @@ func run(ctx context.Context, args []string, getenv func(string) string, stdout,
 	return exitOK
 }
 
+// writeRequests writes cfg.Count notifications of cfg.Event, one
+// "<signature> <body>" line each (the bodies hold no newline).
+func writeRequests(path string, cfg loadgen.Config) error {
+	event := cfg.Event
+	if event == "" {
+		event = loadgen.DefaultEvent
+	}
+	notifications, err := loadgen.Build(event, cfg.Key, cfg.Count)
+	if err != nil {
+		return err
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		return err
+	}
+	w := bufio.NewWriter(f)
+	for _, n := range notifications {
+		w.WriteString(n.Signature)
+		w.WriteByte(' ')
+		w.Write(n.Body)
+		w.WriteByte('\n')
+	}
+	return errors.Join(w.Flush(), f.Close())
+}
+
 // output holds the flags that shape the output rather than the run.
 type output struct {
 	json    bool
 	verbose bool
+	// writeRequests, when set, names a file to write the notifications to
+	// (one "<signature> <body>" line each) instead of sending them: the
+	// input of scripts/wrk/signed.lua, for a load generator that cannot
+	// sign.
+	writeRequests string
 }
 
 // parseFlags turns the command line into a loadgen.Config.
@@ -134,6 +172,7 @@ func parseFlags(args []string, getenv func(string) string, stderr io.Writer) (lo
 	fs.DurationVar(&cfg.SettleTimeout, "settle", loadgen.DefaultSettleTimeout, "after the last answer, wait this long without a new delivery")
 	fs.BoolVar(&out.json, "json", false, "print the summary as JSON")
 	fs.BoolVar(&out.verbose, "v", false, "log progress to stderr")
+	fs.StringVar(&out.writeRequests, "write-requests", "", "write -n signed notifications to this file, one \"<signature> <body>\" line each, and send nothing")
 	if err := fs.Parse(args); err != nil {
 		return cfg, out, err
 	}

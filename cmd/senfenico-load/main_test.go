@@ -4,8 +4,10 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
 	"net/http"
 	"net/http/httptest"
+	"os"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -164,5 +166,36 @@ func TestRunExitStatus(t *testing.T) {
 	code := run(context.Background(), []string{"--key", "k", "-n", "2", "--url", "http://127.0.0.1:1/x"}, env(nil), &bytes.Buffer{}, &stderr)
 	if code != exitOK {
 		t.Fatalf("refused connections: exit %d, want %d (the summary reports them)", code, exitOK)
+	}
+}
+
+// TestWriteRequests checks the file scripts/wrk/signed.lua reads: -n lines
+// of "<signature> <body>", each body distinct and signed with the key.
+func TestWriteRequests(t *testing.T) {
+	path := t.TempDir() + "/requests.txt"
+	var stderr bytes.Buffer
+	code := run(context.Background(), []string{"--key", "wrk-key", "-n", "50", "--event", "checkout.success", "--write-requests", path},
+		env(nil), io.Discard, &stderr)
+	if code != exitOK {
+		t.Fatalf("exit %d: %s", code, stderr.String())
+	}
+	data, err := os.ReadFile(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	lines := strings.Split(strings.TrimSuffix(string(data), "\n"), "\n")
+	if len(lines) != 50 {
+		t.Fatalf("%d lines, want 50", len(lines))
+	}
+	bodies := map[string]bool{}
+	for i, line := range lines {
+		sig, body, ok := strings.Cut(line, " ")
+		if !ok || sig != webhook.Sign([]byte(body), "wrk-key") {
+			t.Fatalf("line %d is not a signature and its body: %.80q", i, line)
+		}
+		if !strings.HasPrefix(body, `{"event": "checkout.success", "data": "`) || bodies[body] {
+			t.Fatalf("line %d: body repeated or not a checkout.success: %.80q", i, body)
+		}
+		bodies[body] = true
 	}
 }

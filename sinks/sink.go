@@ -88,6 +88,10 @@ type Receipt struct {
 	// Duplicate is true when the broker (or an in-process window) already
 	// held a message with the same ID, so nothing new was stored.
 	Duplicate bool
+	// Spooled is true when the broker could not confirm the message in time
+	// and it was stored durably in the local spool instead (SPOOL_DIR), to
+	// be forwarded once the broker confirms again.
+	Spooled bool
 }
 
 // Sink publishes messages to one broker, or to several behind a wrapper.

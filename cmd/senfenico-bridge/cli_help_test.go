@@ -52,9 +52,11 @@ func TestHelpOfEachCommand(t *testing.T) {
 			if code != exitOK || stderr != "" {
 				t.Fatalf("help %s: exit %d, stderr %q", name, code, stderr)
 			}
-			code, viaFlag, _ := runCLI(t, nil, "", name, "--help")
-			if code != exitOK || viaFlag != viaHelp {
-				t.Fatalf("%s --help: exit %d, and its text differs from help %s:\n%s\n---\n%s", name, code, name, viaFlag, viaHelp)
+			for _, flag := range []string{"-h", "--help", "-help"} {
+				code, viaFlag, _ := runCLI(t, nil, "", name, flag)
+				if code != exitOK || viaFlag != viaHelp {
+					t.Fatalf("%s %s: exit %d, and its text differs from help %s:\n%s\n---\n%s", name, flag, code, name, viaFlag, viaHelp)
+				}
 			}
 			if !strings.HasPrefix(viaHelp, "Usage: senfenico-bridge ") || !strings.Contains(viaHelp, "Exit status:\n  0  ") {
 				t.Fatalf("help %s lacks the usage line or the exit statuses:\n%s", name, viaHelp)

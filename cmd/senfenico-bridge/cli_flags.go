@@ -10,18 +10,26 @@ import (
 )
 
 // newFlagSet returns the FlagSet of a subcommand. Its help follows go help:
-// a usage line, one paragraph, then the flags with their defaults.
+// a usage line, one paragraph, the flags with their defaults, then the exit
+// statuses every command shares.
 func newFlagSet(name, synopsis, about string) *flag.FlagSet {
+	return newFlagSetExits(name, synopsis, about, exitStatusHelp)
+}
+
+// newFlagSetExits is newFlagSet for a command whose exit statuses differ
+// from the shared ones.
+func newFlagSetExits(name, synopsis, about, exits string) *flag.FlagSet {
 	fs := flag.NewFlagSet(name, flag.ContinueOnError)
 	fs.Usage = func() {
 		w := fs.Output()
-		fmt.Fprintf(w, "Usage: senfenico-bridge %s %s\n\n%s\n", name, synopsis, about)
+		fmt.Fprintf(w, "Usage: senfenico-bridge %s\n\n%s\n", strings.TrimSpace(name+" "+synopsis), about)
 		hasFlags := false
 		fs.VisitAll(func(*flag.Flag) { hasFlags = true })
 		if hasFlags {
 			fmt.Fprint(w, "\nFlags:\n")
 			fs.PrintDefaults()
 		}
+		fmt.Fprintf(w, "\n%s\n", exits)
 	}
 	return fs
 }

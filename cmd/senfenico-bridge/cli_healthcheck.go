@@ -25,11 +25,15 @@ func init() {
 // wget. Every failure exits 1, usage errors included: Docker reserves exit
 // status 2 of a HEALTHCHECK command.
 func runHealthcheck(ctx context.Context, args []string, env map[string]string, _ io.Reader, stdout, stderr io.Writer) int {
-	fs := newFlagSet("healthcheck", "",
+	fs := newFlagSetExits("healthcheck", "",
 		`Healthcheck GETs /readyz on the bridge running on this machine (or in this
 container), at the port of LISTEN_ADDR (default :8080), and exits 0 if it
 answers 200 within 2s, else 1. /readyz answers 200 only while the sinks can
-publish.`)
+publish.`,
+		`Exit status:
+  0  the bridge is ready
+  1  anything else, a wrong command line included: Docker reserves status 2
+     of a HEALTHCHECK command`)
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
 		if code == exitOK {

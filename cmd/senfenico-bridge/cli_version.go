@@ -6,17 +6,23 @@ import (
 	"io"
 	"runtime"
 	"runtime/debug"
+	"strings"
 )
 
 func init() {
-	subcommands["version"] = subcommand{summary: "print the version and the Go version", run: runVersion}
+	subcommands["version"] = subcommand{summary: "print the version, the commit it was built from and the Go version", run: runVersion}
 }
 
 func runVersion(_ context.Context, args []string, _ map[string]string, _ io.Reader, stdout, stderr io.Writer) int {
 	fs := newFlagSet("version", "",
-		`Version prints the version of this binary: its module version when it was
-installed with "go install ...@version", else the commit it was built from,
-else "devel"; then the Go version that built it.`)
+		`Version prints one line about this binary: its module version ("(devel)"
+when built from a checkout rather than by "go install ...@version"), the
+commit it was built from ("rev", then "modified" when the tree had
+uncommitted changes) and that commit's time, then the Go version.
+
+"go build" records the commit only in a git checkout (not a git worktree,
+nor with GOFLAGS=-buildvcs=false); "go run" never does. Without it the
+line says "rev unknown".`)
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -29,32 +35,46 @@ else "devel"; then the Go version that built it.`)
 	return exitOK
 }
 
-// buildVersion names the build: the module version from go install, else
-// the VCS revision stamped by go build in a checkout, else "devel".
+// buildVersion describes the build from what the go command stamped in it:
+// "v1.2.3", or "(devel) rev 0123456789ab 2026-12-01T10:00:00Z [modified]".
 func buildVersion(info *debug.BuildInfo) string {
 	if info == nil {
-		return "devel"
+		// Only a binary built without module support lacks build info.
+		return "(devel) rev unknown"
 	}
-	if v := info.Main.Version; v != "" && v != "(devel)" {
-		return v
+	version := info.Main.Version
+	if version == "" {
+		version = "(devel)"
 	}
-	var rev, modified string
+	var rev, at string
+	modified := false
 	for _, s := range info.Settings {
 		switch s.Key {
 		case "vcs.revision":
 			rev = s.Value
+		case "vcs.time":
+			at = s.Value
 		case "vcs.modified":
-			modified = s.Value
+			modified = s.Value == "true"
 		}
 	}
 	if rev == "" {
-		return "devel"
+		// A release installed with go install names its commit in its
+		// version already; anything else should say nothing was recorded.
+		if version != "(devel)" {
+			return version
+		}
+		return version + " rev unknown"
 	}
 	if len(rev) > 12 {
 		rev = rev[:12]
 	}
-	if modified == "true" {
-		rev += "-dirty"
+	fields := []string{version, "rev", rev}
+	if at != "" {
+		fields = append(fields, at)
 	}
-	return rev
+	if modified {
+		fields = append(fields, "modified")
+	}
+	return strings.Join(fields, " ")
 }

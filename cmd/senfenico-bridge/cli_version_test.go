@@ -1,14 +1,18 @@
 package main
 
 import (
+	"os"
+	"os/exec"
+	"path/filepath"
 	"regexp"
 	"runtime/debug"
+	"strings"
 	"testing"
 )
 
 func TestVersionCommand(t *testing.T) {
 	code, stdout, stderr := runCLI(t, nil, "", "version")
-	if code != exitOK || stderr != "" || !regexp.MustCompile(`^senfenico-bridge \S+ go1\.\S+\n$`).MatchString(stdout) {
+	if code != exitOK || stderr != "" || !regexp.MustCompile(`^senfenico-bridge \S+ rev \S+.* go1\.\S+\n$`).MatchString(stdout) {
 		t.Fatalf("exit %d, stdout %q, stderr %q", code, stdout, stderr)
 	}
 	if code, _, _ := runCLI(t, nil, "", "version", "extra"); code != exitUsage {
@@ -18,22 +22,29 @@ func TestVersionCommand(t *testing.T) {
 
 func TestBuildVersion(t *testing.T) {
 	rev := "0123456789abcdef0123456789abcdef01234567"
+	vcs := func(modified string) []debug.BuildSetting {
+		return []debug.BuildSetting{
+			{Key: "vcs", Value: "git"}, {Key: "vcs.revision", Value: rev},
+			{Key: "vcs.time", Value: "2026-12-01T10:00:00Z"}, {Key: "vcs.modified", Value: modified},
+		}
+	}
 	tests := []struct {
 		name string
 		info *debug.BuildInfo
 		want string
 	}{
-		{"no build info", nil, "devel"},
+		{"no build info", nil, "(devel) rev unknown"},
 		{"go install at a version", &debug.BuildInfo{Main: debug.Module{Version: "v1.2.3"}}, "v1.2.3"},
 		{"built in a clean checkout", &debug.BuildInfo{
-			Main:     debug.Module{Version: "(devel)"},
-			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "false"}},
-		}, "0123456789ab"},
+			Main: debug.Module{Version: "v0.0.0-20261201100000-0123456789ab"}, Settings: vcs("false"),
+		}, "v0.0.0-20261201100000-0123456789ab rev 0123456789ab 2026-12-01T10:00:00Z"},
 		{"built with local changes", &debug.BuildInfo{
-			Main:     debug.Module{Version: "(devel)"},
-			Settings: []debug.BuildSetting{{Key: "vcs.revision", Value: rev}, {Key: "vcs.modified", Value: "true"}},
-		}, "0123456789ab-dirty"},
-		{"built outside version control", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "devel"},
+			Main: debug.Module{Version: "v0.0.0-20261201100000-0123456789ab+dirty"}, Settings: vcs("true"),
+		}, "v0.0.0-20261201100000-0123456789ab+dirty rev 0123456789ab 2026-12-01T10:00:00Z modified"},
+		{"revision without a module version", &debug.BuildInfo{
+			Main: debug.Module{Version: "(devel)"}, Settings: vcs("false"),
+		}, "(devel) rev 0123456789ab 2026-12-01T10:00:00Z"},
+		{"built outside version control", &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}, "(devel) rev unknown"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -41,5 +52,69 @@ func TestBuildVersion(t *testing.T) {
 				t.Fatalf("buildVersion = %q, want %q", got, tt.want)
 			}
 		})
+	}
+}
+
+// TestVersionOfACleanCheckout builds the binary the way the README says, in
+// a fresh clone, and checks that version names the commit: what the go
+// command stamps is what a newcomer sees, not a test double. The clone gets
+// this package as it is on disk, committed, so the code under test is the
+// edited one and the tree is clean.
+func TestVersionOfACleanCheckout(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary in a fresh clone")
+	}
+	for _, tool := range []string{"git", "go"} {
+		if _, err := exec.LookPath(tool); err != nil {
+			t.Fatalf("%s is needed: %v", tool, err)
+		}
+	}
+	git := func(dir string, args ...string) string {
+		t.Helper()
+		cmd := exec.Command("git", append([]string{"-c", "user.name=test", "-c", "user.email=test@invalid"}, args...)...)
+		cmd.Dir = dir
+		out, err := cmd.CombinedOutput()
+		if err != nil {
+			t.Fatalf("git %s: %v\n%s", strings.Join(args, " "), err, out)
+		}
+		return strings.TrimSpace(string(out))
+	}
+	root := git(".", "rev-parse", "--show-toplevel")
+	clone := filepath.Join(t.TempDir(), "clone")
+	git(".", "clone", "--quiet", "--no-hardlinks", root, clone)
+	pkg := filepath.Join(clone, "cmd", "senfenico-bridge")
+	files, err := filepath.Glob("*.go")
+	if err != nil || len(files) == 0 {
+		t.Fatalf("no Go files here: %v", err)
+	}
+	for _, f := range files {
+		b, err := os.ReadFile(f)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := os.WriteFile(filepath.Join(pkg, f), b, 0o644); err != nil {
+			t.Fatal(err)
+		}
+	}
+	git(clone, "add", "-A")
+	git(clone, "commit", "--quiet", "--allow-empty", "-m", "the package under test")
+	rev := git(clone, "rev-parse", "HEAD")[:12]
+
+	bin := filepath.Join(t.TempDir(), "senfenico-bridge")
+	build := exec.Command("go", "build", "-o", bin, "./cmd/senfenico-bridge")
+	build.Dir = clone
+	// A machine-wide GOFLAGS=-buildvcs=false would hide what a newcomer's
+	// default build records.
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=true")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("version: %v", err)
+	}
+	want := regexp.MustCompile(`^senfenico-bridge v0\.0\.0-\d{14}-` + rev + ` rev ` + rev + ` \d{4}-\d\d-\d\dT\S+Z go1\.\S+\n$`)
+	if !want.Match(out) {
+		t.Fatalf("version of a clean checkout at %s printed %q", rev, out)
 	}
 }

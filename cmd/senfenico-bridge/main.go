@@ -57,6 +57,10 @@ func run(ctx context.Context, args []string, env map[string]string, stdin io.Rea
 	cmd := "serve"
 	if len(args) > 0 && !strings.HasPrefix(args[0], "-") {
 		cmd, args = args[0], args[1:]
+	} else if len(args) > 0 && isHelpFlag(args[0]) {
+		// "senfenico-bridge --help" asks about the binary, not the server.
+		usage(stdout)
+		return exitOK
 	}
 	switch cmd {
 	case "serve":
@@ -92,6 +96,9 @@ func sortedSubcommands() []string {
 func usage(w io.Writer) {
 	fmt.Fprint(w, `Usage: senfenico-bridge [command] [flags]
 
+Senfenico-bridge receives Senfenico's payment webhooks, checks their
+signature and publishes every event to NATS or Kafka.
+
 Commands:
   serve        receive Senfenico webhooks and publish them (the default)
 `)
@@ -99,19 +106,22 @@ Commands:
 		fmt.Fprintf(w, "  %-12s %s\n", name, subcommands[name].summary)
 	}
 	fmt.Fprint(w, `
-Configuration comes from environment variables (see README.md).
-Run "senfenico-bridge <command> --help" for a command's flags.
+The server is configured by environment variables ("senfenico-bridge help
+serve" names the main ones, README.md lists them all).
+Run "senfenico-bridge help <command>" or "senfenico-bridge <command> --help"
+for what a command does, its flags and its exit status.
+
+`+exitStatusHelp+`
 `)
 }
 
 func serve(ctx context.Context, args []string, env map[string]string, stdout, stderr io.Writer) int {
 	if len(args) > 0 {
-		if args[0] == "-h" || args[0] == "--help" || args[0] == "-help" {
-			usage(stdout)
+		if isHelpFlag(args[0]) {
+			serveUsage(stdout)
 			return exitOK
 		}
-		fmt.Fprintf(stderr, "senfenico-bridge serve: takes no arguments (configuration is by environment), got %q\n", args)
-		return exitUsage
+		return usageError(stderr, "serve", "takes no arguments (configuration is by environment), got %q", args)
 	}
 	cfg, err := loadConfig(env)
 	if err != nil {

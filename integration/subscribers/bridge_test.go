@@ -14,6 +14,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
@@ -42,17 +43,20 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 		"KAFKA_BROKERS":          kb.Addr(),
 		"KAFKA_TOPIC_PARTITIONS": "1",
 		"TOPIC_PREFIX":           prefix,
+		// A dead-letter topic of this run's own: the Kafka broker may be
+		// shared with earlier runs.
+		"DEAD_LETTER_SUBJECT": prefix + "unroutable",
 	})
 
 	expect := make(map[string]expectation)
 	var topics []string
-	post := func(v vectors.Vector) {
+	postBody := func(name, body, hash, wantSubject, reference, validity string) {
 		t.Helper()
-		req, err := http.NewRequest(http.MethodPost, base+"/webhooks/senfenico", strings.NewReader(v.Body))
+		req, err := http.NewRequest(http.MethodPost, base+"/webhooks/senfenico", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
-		req.Header.Set("X-Webhook-Hash", *v.Header)
+		req.Header.Set("X-Webhook-Hash", hash)
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -64,18 +68,22 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 			Duplicate bool   `json:"duplicate"`
 		}
 		if resp.StatusCode != http.StatusOK || json.NewDecoder(resp.Body).Decode(&answer) != nil {
-			t.Fatalf("vector %q: status %d", v.Name, resp.StatusCode)
+			t.Fatalf("%s: status %d", name, resp.StatusCode)
 		}
-		if answer.Subject != prefix+v.Subject {
-			t.Fatalf("vector %q: subject %q, want %q", v.Name, answer.Subject, prefix+v.Subject)
+		if answer.Subject != wantSubject {
+			t.Fatalf("%s: subject %q, want %q", name, answer.Subject, wantSubject)
 		}
 		if answer.Duplicate {
 			return
 		}
-		expect[answer.ID] = expectation{subject: answer.Subject, reference: referenceOf(t, v.Body), validity: "valid"}
+		expect[answer.ID] = expectation{subject: answer.Subject, reference: reference, validity: validity}
 		if !slices.Contains(topics, answer.Subject) {
 			topics = append(topics, answer.Subject)
 		}
+	}
+	post := func(v vectors.Vector) {
+		t.Helper()
+		postBody("vector "+v.Name, v.Body, *v.Header, prefix+v.Subject, referenceOf(t, v.Body), "valid")
 	}
 	var routable []vectors.Vector
 	for _, v := range vectors.Load().Vectors {
@@ -96,6 +104,14 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 	if len(expect) != before {
 		t.Fatal("a resend was published again")
 	}
+	// A family nobody listed, and an event name that cannot be a subject:
+	// the subscribers' defaults must show both, the second marked as a
+	// dead letter.
+	refundRef := randomUUID(t)
+	refund := `{"event": "refund.created", "data": "{\"reference\": \"` + refundRef + `\", \"amount\": 500, \"status\": \"created\"}"}`
+	postBody("refund.created", refund, webhook.Sign([]byte(refund), keys[0]), prefix+"refund.created", refundRef, "valid")
+	unroutable := `{"event": "refund created", "data": "{\"reference\": \"` + randomUUID(t) + `\"}"}`
+	postBody("an unroutable event", unroutable, webhook.Sign([]byte(unroutable), keys[0]), prefix+"unroutable", "-", "dead-letter:unroutable-event")
 
 	// Each broker on its own, so that every event is seen to arrive through
 	// both.
@@ -105,7 +121,8 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 				t.Parallel()
 				// The other broker is switched off explicitly: its variable
 				// (KAFKA_BROKERS, NATS_URL) may be set in the environment.
-				args := []string{"--nats", natsURL, "--subjects", prefix + ">", "--durable", s.lang + "-bridge", "--kafka", ""}
+				// No --subjects: the default reads the whole stream.
+				args := []string{"--nats", natsURL, "--durable", s.lang + "-bridge", "--kafka", ""}
 				if broker == "kafka" {
 					args = []string{"--kafka", kb.Addr(), "--topics", strings.Join(topics, ","), "--group", prefix + s.lang + "-bridge", "--nats", ""}
 				}

@@ -2,7 +2,7 @@
 // Kafka, validates each against the project's JSON Schemas, drops duplicates
 // by CloudEvents id, and prints one line per new event:
 //
-//	<broker> <subject> <ce-id> <reference> <valid|invalid>
+//	<broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
 //
 // See ../README.md for the flags, the environment and the line format, which
 // the Python and Node subscribers share.
@@ -52,7 +52,7 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 	fs.SetOutput(stderr)
 	natsURL := fs.String("nats", os.Getenv("NATS_URL"), "NATS server URL (env NATS_URL); empty disables NATS")
 	stream := fs.String("stream", envOr("NATS_STREAM", "SENFENICO"), "JetStream stream (env NATS_STREAM)")
-	subjects := fs.String("subjects", envOr("NATS_SUBJECTS", "checkout.>,charge.>,settlement.>,transfer.>"), "comma-separated filter subjects (env NATS_SUBJECTS)")
+	subjects := fs.String("subjects", os.Getenv("NATS_SUBJECTS"), "comma-separated filter subjects (env NATS_SUBJECTS); empty reads every subject of the stream")
 	durable := fs.String("durable", envOr("NATS_DURABLE", "subscriber-go"), "durable consumer name (env NATS_DURABLE)")
 	brokers := fs.String("kafka", os.Getenv("KAFKA_BROKERS"), "comma-separated Kafka bootstrap addresses (env KAFKA_BROKERS); empty disables Kafka")
 	topics := fs.String("topics", os.Getenv("KAFKA_TOPICS"), "comma-separated Kafka topics (env KAFKA_TOPICS)")
@@ -70,8 +70,6 @@ func parseConfig(args []string, stderr io.Writer) (config, error) {
 		return cfg, errors.New("neither --nats nor --kafka is set")
 	case len(cfg.kafkaBrokers) > 0 && len(cfg.topics) == 0:
 		return cfg, errors.New("--kafka needs --topics")
-	case cfg.natsURL != "" && len(cfg.subjects) == 0:
-		return cfg, errors.New("--nats needs --subjects")
 	case cfg.count < 0:
 		return cfg, errors.New("--count must not be negative")
 	}
@@ -100,8 +98,11 @@ func split(s string) []string {
 // the dedup absorbs), never a lost event.
 type delivery struct {
 	broker, subject, id, typ string
-	body                     []byte
-	ack                      func(context.Context) error
+	// deadLetter is the ce-deadletterreason header: the bridge could not
+	// route the event, and body is the request as Senfenico sent it.
+	deadLetter string
+	body       []byte
+	ack        func(context.Context) error
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -156,10 +157,9 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			log.Error("consume", "err", err)
 			return 1
 		case d := <-deliveries:
-			valid := d.id != "" && validator.Validate(d.typ, d.body) == nil
 			if d.id == "" || seen.add(d.id) {
 				fmt.Fprintf(stdout, "%s %s %s %s %s\n", d.broker, token(d.subject), token(d.id),
-					token(reference(d.body)), map[bool]string{true: "valid", false: "invalid"}[valid])
+					token(reference(d.body)), verdict(d, validator))
 				printed++
 			}
 			if err := d.ack(ctx); err != nil && ctx.Err() == nil {
@@ -170,6 +170,19 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 				return 0
 			}
 		}
+	}
+}
+
+// verdict is the last field of a line: a dead letter is marked with its
+// reason instead of being checked against schemas it was refused by.
+func verdict(d delivery, v *schemas.Validator) string {
+	switch {
+	case d.deadLetter != "":
+		return "dead-letter:" + token(d.deadLetter)
+	case d.id != "" && v.Validate(d.typ, d.body) == nil:
+		return "valid"
+	default:
+		return "invalid"
 	}
 }
 
@@ -200,8 +213,8 @@ func consumeNATS(ctx context.Context, cfg config, out chan<- delivery, errs chan
 	cc, err := cons.Consume(func(m jetstream.Msg) {
 		d := delivery{
 			broker: "nats", subject: m.Subject(), id: m.Headers().Get("ce-id"),
-			typ: m.Headers().Get("ce-type"), body: m.Data(),
-			ack: func(context.Context) error { return m.Ack() },
+			typ: m.Headers().Get("ce-type"), deadLetter: m.Headers().Get("ce-deadletterreason"),
+			body: m.Data(), ack: func(context.Context) error { return m.Ack() },
 		}
 		select {
 		case out <- d:
@@ -262,6 +275,8 @@ func consumeKafka(ctx context.Context, cfg config, out chan<- delivery, errs cha
 					d.id = string(h.Value)
 				case "ce_type":
 					d.typ = string(h.Value)
+				case "ce_deadletterreason":
+					d.deadLetter = string(h.Value)
 				}
 			}
 			select {

@@ -3,7 +3,7 @@
 // Validates each message against the JSON Schemas in ../../../schemas, drops
 // duplicates by CloudEvents id, and prints one line per new event:
 //
-//     <broker> <subject> <ce-id> <reference> <valid|invalid>
+//     <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
 //
 // See ../README.md for the flags, the environment and the line format, which
 // the Go and Python subscribers share.
@@ -14,13 +14,15 @@ import { fileURLToPath } from "node:url";
 import { parseArgs } from "node:util";
 
 import { connect } from "@nats-io/transport-node";
-import { AckPolicy, DeliverPolicy, jetstream, jetstreamManager } from "@nats-io/jetstream";
+import { AckPolicy, DeliverPolicy, JetStreamApiError, jetstream, jetstreamManager } from "@nats-io/jetstream";
 import Ajv2020Module from "ajv/dist/2020.js";
 import { Kafka, logLevel } from "kafkajs";
 
 const Ajv2020 = Ajv2020Module.default ?? Ajv2020Module;
 const here = dirname(fileURLToPath(import.meta.url));
 const FAMILIES = ["checkout", "charge", "settlement", "transfer"];
+// nats-server's JSConsumerAlreadyExists, which the library names no constant for.
+const CONSUMER_ALREADY_EXISTS = 10148;
 
 function split(value) {
   return (value ?? "").split(",").map((s) => s.trim()).filter(Boolean);
@@ -33,7 +35,8 @@ function config(argv) {
     options: {
       nats: { type: "string", default: env.NATS_URL ?? "" },
       stream: { type: "string", default: env.NATS_STREAM || "SENFENICO" },
-      subjects: { type: "string", default: env.NATS_SUBJECTS || "checkout.>,charge.>,settlement.>,transfer.>" },
+      // Empty reads every subject of the stream: new families and dead letters too.
+      subjects: { type: "string", default: env.NATS_SUBJECTS ?? "" },
       durable: { type: "string", default: env.NATS_DURABLE || "subscriber-node" },
       kafka: { type: "string", default: env.KAFKA_BROKERS ?? "" },
       topics: { type: "string", default: env.KAFKA_TOPICS ?? "" },
@@ -128,10 +131,15 @@ async function main() {
   // handle prints and dedups synchronously, so deliveries from both brokers
   // cannot interleave between the check and the print. The ack comes after
   // the line, so a crash in between means a redelivery, never a loss.
+  // A dead letter is marked with its reason instead of being checked
+  // against schemas it was refused by.
+  const verdict = (d) => {
+    if (d.deadLetter) return `dead-letter:${token(d.deadLetter)}`;
+    return d.id && valid(d.body, d.type) ? "valid" : "invalid";
+  };
   async function handle(d) {
     if (!d.id || seen.add(d.id)) {
-      const ok = Boolean(d.id) && valid(d.body, d.type);
-      process.stdout.write(`${d.broker} ${token(d.subject)} ${token(d.id)} ${token(reference(d.body))} ${ok ? "valid" : "invalid"}\n`);
+      process.stdout.write(`${d.broker} ${token(d.subject)} ${token(d.id)} ${token(reference(d.body))} ${verdict(d)}\n`);
       printed++;
     }
     await d.ack();
@@ -146,12 +154,23 @@ async function main() {
       const nc = await connect({ servers: cfg.nats, name: "senfenico-subscriber-node" });
       closers.push(() => nc.drain());
       const jsm = await jetstreamManager(nc);
-      await jsm.consumers.add(cfg.stream, {
-        durable_name: cfg.durable,
-        filter_subjects: cfg.subjects,
-        ack_policy: AckPolicy.Explicit,
-        deliver_policy: DeliverPolicy.All,
-      });
+      // No filter at all reads the whole stream (undefined fields are left
+      // out of the request, so an update also drops an older filter).
+      const filter = cfg.subjects.length > 0 ? cfg.subjects : undefined;
+      try {
+        await jsm.consumers.add(cfg.stream, {
+          durable_name: cfg.durable,
+          filter_subjects: filter,
+          ack_policy: AckPolicy.Explicit,
+          deliver_policy: DeliverPolicy.All,
+        });
+      } catch (err) {
+        // add only creates; a durable left by an earlier run (perhaps with
+        // other subjects) is updated to this run's filter, as the Go and
+        // Python subscribers do.
+        if (!(err instanceof JetStreamApiError) || err.code !== CONSUMER_ALREADY_EXISTS) throw err;
+        await jsm.consumers.update(cfg.stream, cfg.durable, { filter_subjects: filter, filter_subject: undefined });
+      }
       const consumer = await jetstream(nc).consumers.get(cfg.stream, cfg.durable);
       const messages = await consumer.consume();
       closers.push(() => messages.stop());
@@ -159,7 +178,8 @@ async function main() {
         for await (const m of messages) {
           await handle({
             broker: "nats", subject: m.subject, id: m.headers?.get("ce-id") ?? "",
-            type: m.headers?.get("ce-type") ?? "", body: m.data, ack: async () => m.ack(),
+            type: m.headers?.get("ce-type") ?? "", deadLetter: m.headers?.get("ce-deadletterreason") ?? "",
+            body: m.data, ack: async () => m.ack(),
           });
         }
       })().catch((err) => {
@@ -169,7 +189,10 @@ async function main() {
     }
     if (cfg.kafka.length > 0) {
       const kafka = new Kafka({ clientId: "senfenico-subscriber-node", brokers: cfg.kafka, logLevel: logLevel.WARN, logCreator: stderrLogs });
-      const consumer = kafka.consumer({ groupId: cfg.group });
+      // disconnect() waits for the fetch in flight, which the broker holds
+      // for up to maxWaitTimeInMs when nothing arrives: 5 s by default, which
+      // made Ctrl-C take seconds. The Go subscriber waits 500 ms too.
+      const consumer = kafka.consumer({ groupId: cfg.group, maxWaitTimeInMs: 500 });
       await consumer.connect();
       closers.push(() => consumer.disconnect());
       await consumer.subscribe({ topics: cfg.topics, fromBeginning: true });
@@ -185,6 +208,7 @@ async function main() {
           const header = (name) => message.headers?.[name]?.toString("utf8") ?? "";
           await handle({
             broker: "kafka", subject: topic, id: header("ce_id"), type: header("ce_type"),
+            deadLetter: header("ce_deadletterreason"),
             body: message.value ?? new Uint8Array(),
             ack: () => consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]),
           });

@@ -3,7 +3,7 @@
 Validates each message against the JSON Schemas in ../../../schemas, drops
 duplicates by CloudEvents id, and prints one line per new event:
 
-    <broker> <subject> <ce-id> <reference> <valid|invalid>
+    <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
 
 See ../README.md for the flags, the environment and the line format, which the
 Go and Node subscribers share. Run it with the venv that setup.sh builds.
@@ -40,6 +40,9 @@ class Delivery:
     subject: str
     ce_id: str
     ce_type: str
+    # The ce-deadletterreason header: the bridge could not route the event,
+    # and body is the request as Senfenico sent it.
+    dead_letter: str
     body: bytes
     # Confirms the message to its broker once its line is printed, so a crash
     # in between means a redelivery (absorbed by the dedup), never a loss.
@@ -131,8 +134,8 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     p.add_argument("--stream", default=env("NATS_STREAM", "SENFENICO"), help="JetStream stream")
     p.add_argument(
         "--subjects",
-        default=env("NATS_SUBJECTS", "checkout.>,charge.>,settlement.>,transfer.>"),
-        help="comma-separated filter subjects",
+        default=env("NATS_SUBJECTS", ""),
+        help="comma-separated filter subjects; empty reads every subject of the stream",
     )
     p.add_argument("--durable", default=env("NATS_DURABLE", "subscriber-python"))
     p.add_argument("--kafka", default=env("KAFKA_BROKERS", ""), help="Kafka bootstrap addresses")
@@ -151,6 +154,14 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     return args
 
 
+def verdict(d: Delivery, checker: Checker) -> str:
+    """The last field of a line: a dead letter is marked with its reason
+    instead of being checked against schemas it was refused by."""
+    if d.dead_letter:
+        return "dead-letter:" + token(d.dead_letter)
+    return "valid" if d.ce_id and checker.valid(d.body, d.ce_type) else "invalid"
+
+
 async def start_nats(args, queue: asyncio.Queue):
     """Reads through a durable pull consumer with explicit acks, so a restarted
     subscriber resumes after the last event it printed."""
@@ -160,7 +171,7 @@ async def start_nats(args, queue: asyncio.Queue):
         args.stream,
         ConsumerConfig(
             durable_name=args.durable,
-            filter_subjects=args.subjects,
+            filter_subjects=args.subjects or None,
             ack_policy=AckPolicy.EXPLICIT,
             deliver_policy=DeliverPolicy.ALL,
         ),
@@ -178,14 +189,15 @@ async def start_nats(args, queue: asyncio.Queue):
                     headers = m.headers or {}
                     await queue.put(
                         Delivery("nats", m.subject, headers.get("ce-id", ""),
-                                 headers.get("ce-type", ""), m.data, m.ack)
+                                 headers.get("ce-type", ""),
+                                 headers.get("ce-deadletterreason", ""), m.data, m.ack)
                     )
         except asyncio.CancelledError:
             raise
         except Exception as err:  # noqa: BLE001 - any failure ends the subscriber
             await queue.put(RuntimeError(f"nats: {err!r}"))
 
-    return nc, asyncio.create_task(pump())
+    return nc, sub, asyncio.create_task(pump())
 
 
 def kafka_loop(args, loop, queue: asyncio.Queue, stop: threading.Event):
@@ -220,7 +232,8 @@ def kafka_loop(args, loop, queue: asyncio.Queue, stop: threading.Event):
 
             asyncio.run_coroutine_threadsafe(
                 queue.put(Delivery("kafka", m.topic(), headers.get("ce_id", ""),
-                                   headers.get("ce_type", ""), m.value() or b"", ack)),
+                                   headers.get("ce_type", ""),
+                                   headers.get("ce_deadletterreason", ""), m.value() or b"", ack)),
                 loop,
             )
             while not printed.wait(0.2):
@@ -243,11 +256,11 @@ async def main(argv: list[str]) -> int:
     for sig in (signal.SIGTERM, signal.SIGINT):
         loop.add_signal_handler(sig, queue.put_nowait, None)
 
-    nc = pump = thread = None
+    nc = sub = pump = thread = None
     stop = threading.Event()
     try:
         if args.nats:
-            nc, pump = await start_nats(args, queue)
+            nc, sub, pump = await start_nats(args, queue)
         if args.kafka:
             thread = threading.Thread(target=kafka_loop, args=(args, loop, queue, stop), daemon=True)
             thread.start()
@@ -262,9 +275,8 @@ async def main(argv: list[str]) -> int:
                 print(f"subscriber: {d}", file=sys.stderr, flush=True)
                 return 1
             if not d.ce_id or seen.add(d.ce_id):
-                ok = bool(d.ce_id) and checker.valid(d.body, d.ce_type)
                 print(d.broker, token(d.subject), token(d.ce_id), token(reference(d.body)),
-                      "valid" if ok else "invalid", flush=True)
+                      verdict(d, checker), flush=True)
                 printed += 1
             await d.ack()
             if args.count and printed >= args.count:
@@ -273,12 +285,26 @@ async def main(argv: list[str]) -> int:
         stop.set()
         if pump is not None:
             pump.cancel()
+            await asyncio.gather(pump, return_exceptions=True)
         if nc is not None:
-            # drain flushes the last acks before closing.
-            await nc.drain()
+            # Not drain: it waits for the pull request the pump left open,
+            # which the server never answers (30 s, then DrainTimeoutError).
+            # Unsubscribing stops new deliveries, the flush gets the acks out.
+            try:
+                if sub is not None:
+                    await sub.unsubscribe()
+                await nc.flush(timeout=2)
+            except Exception as err:  # noqa: BLE001 - closing anyway
+                print(f"subscriber: nats close: {err!r}", file=sys.stderr, flush=True)
+            await nc.close()
         if thread is not None:
             await asyncio.to_thread(thread.join)
 
 
 if __name__ == "__main__":
-    sys.exit(asyncio.run(main(sys.argv[1:])))
+    try:
+        sys.exit(asyncio.run(main(sys.argv[1:])))
+    except KeyboardInterrupt:
+        # Ctrl-C before the handlers are installed (while connecting) is
+        # still a request to stop, not a crash worth a traceback.
+        sys.exit(0)

@@ -1,0 +1,89 @@
+package natsembed
+
+import (
+	"context"
+	"log/slog"
+	"strings"
+	"time"
+
+	"github.com/nats-io/nats-server/v2/server"
+)
+
+// writeProbeSize is how much free space the store must take before JetStream
+// is restarted: a webhook body of the bridge's default MAX_BODY_BYTES, so
+// that a disk with a few bytes free is not taken for a recovered one.
+const writeProbeSize = 1 << 20
+
+// watchStore restarts JetStream once the store takes writes again after a
+// write failure.
+//
+// Why (read in nats-server v2.15.2): a failed write to a file store (a full
+// disk, a quota) is sticky. filestore.setWriteErr keeps the error in the
+// store and stream.setWriteErrLocked in the stream; every later publish to
+// the stream fails, without a PubAck, until the stream is loaded again,
+// which only a JetStream restart (or a process restart) does. A permission
+// error, or a full disk under a mirror, disables JetStream altogether
+// (ShutdownJetStream). In both cases the server's health check says so,
+// which is what this loop watches.
+func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slog.Logger) {
+	defer close(s.watchDone)
+	ticker := time.NewTicker(cfg.StoreCheckInterval)
+	defer ticker.Stop()
+	var failingSince time.Time
+	var lastWait time.Time
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-ticker.C:
+		}
+		problem := s.storeProblem()
+		if problem == "" {
+			failingSince = time.Time{}
+			continue
+		}
+		if failingSince.IsZero() {
+			failingSince = time.Now()
+			logger.Error("embedded NATS server cannot store events; publishing fails until DATA_DIR takes writes again",
+				slog.String("problem", problem), slog.String("store_dir", cfg.StoreDir))
+		}
+		if err := storeWritable(cfg.StoreDir, writeProbeSize); err != nil {
+			if time.Since(lastWait) >= 30*time.Second {
+				lastWait = time.Now()
+				logger.Warn("waiting for DATA_DIR to take writes (free some space)",
+					slog.String("store_dir", cfg.StoreDir), slog.Any("err", err))
+			}
+			continue
+		}
+		logger.Warn("DATA_DIR takes writes again; restarting the embedded JetStream",
+			slog.String("store_dir", cfg.StoreDir), slog.Duration("failed_for", time.Since(failingSince).Round(time.Second)))
+		if s.ns.JetStreamEnabled() {
+			if err := s.ns.ShutdownJetStream(); err != nil {
+				logger.Error("stopping JetStream failed", slog.Any("err", err))
+				continue
+			}
+		}
+		if err := s.ns.EnableJetStream(&server.JetStreamConfig{StoreDir: cfg.StoreDir}); err != nil {
+			logger.Error("restarting JetStream failed; trying again", slog.Any("err", err))
+			continue
+		}
+		logger.Info("embedded JetStream restarted; publishing resumes", slog.String("store_dir", cfg.StoreDir))
+		failingSince = time.Time{}
+	}
+}
+
+// storeProblem describes why JetStream cannot store right now, or returns
+// "" when it can.
+func (s *Server) storeProblem() string {
+	if !s.ns.JetStreamEnabled() {
+		return "JetStream is disabled"
+	}
+	health := s.ns.Healthz(&server.HealthzOptions{Details: true})
+	var problems []string
+	for _, e := range health.Errors {
+		if strings.Contains(e.Error, "write error") {
+			problems = append(problems, e.Error)
+		}
+	}
+	return strings.Join(problems, "; ")
+}

@@ -555,15 +555,6 @@ func (c config) secrets() []string {
 	return slices.DeleteFunc(out, func(s string) bool { return len(s) < 4 })
 }
 
-// scrub replaces every secret in line; the last guard for error texts that
-// come from libraries and may quote a URL whole.
-func scrub(line string, secrets []string) string {
-	for _, s := range secrets {
-		line = strings.ReplaceAll(line, s, "[redacted]")
-	}
-	return line
-}
-
 func redact(s string) string {
 	if s == "" {
 		return ""

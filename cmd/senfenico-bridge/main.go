@@ -121,11 +121,10 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 	}
 	logOut := newAsyncWriter(stderr)
 	defer logOut.Close()
-	logger := newLogger(cfg, logOut, isTerminal(stderr))
+	logger := newLogger(cfg, newScrubWriter(logOut, cfg.secrets()), isTerminal(stderr))
 	if err := serveWith(ctx, cfg, logger); err != nil {
-		// One line that names the variable; library errors may quote a URL
-		// with its password, hence the scrub.
-		logger.Error("stopped", slog.String("err", scrub(err.Error(), cfg.secrets())))
+		// One line that names the variable.
+		logger.Error("stopped", slog.Any("err", err))
 		var ce *configError
 		if errors.As(err, &ce) {
 			return exitUsage

@@ -41,6 +41,21 @@ func (s *sinkStack) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// storeAware is the NATS sink on the embedded server, not ready while the
+// server's store cannot write (a full DATA_DIR): the connection is up then,
+// but no publish can be confirmed.
+type storeAware struct {
+	sinks.Sink
+	store *natsembed.Server
+}
+
+func (s storeAware) Ready(ctx context.Context) error {
+	if err := s.store.StoreReady(); err != nil {
+		return fmt.Errorf("%w: %w", sinks.ErrUnavailable, err)
+	}
+	return s.Sink.Ready(ctx)
+}
+
 // waitLogInterval is how often a start-up wait for a broker says what it
 // waits for.
 const waitLogInterval = 5 * time.Second
@@ -61,11 +76,15 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			if err != nil {
 				return err
 			}
+			var s sinks.Sink = ns
+			if stack.embedded != nil {
+				s = storeAware{Sink: ns, store: stack.embedded}
+			}
 			// JetStream drops a resend from the stream, but a JetStream
 			// publish is also a plain publish that core subscribers receive;
 			// the in-process window keeps a resend to this instance off the
 			// wire altogether, in both modes.
-			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(ns), window))
+			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(s), window))
 		case "kafka":
 			brokers := strings.Join(redactBrokers(cfg.KafkaBrokers), ",")
 			ks, err := waitForBroker(ctx, logger, "KAFKA_BROKERS", brokers, func(ctx context.Context) (*kafkasink.Sink, error) {

@@ -17,6 +17,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -40,6 +41,10 @@ var (
 	// already uses EmbeddedConfig.StoreDir. Two servers on one store corrupt
 	// each other's streams.
 	ErrStoreDirLocked = errors.New("natsembed: store directory in use by another process")
+	// ErrStoreFailing is returned by Server.StoreReady while JetStream
+	// cannot store (a full disk), until it was restarted on a store that
+	// takes writes again.
+	ErrStoreFailing = errors.New("natsembed: store cannot take writes")
 	// ErrNotReady means the server did not accept connections in time.
 	ErrNotReady = errors.New("natsembed: server not ready")
 )
@@ -173,6 +178,8 @@ type Server struct {
 	watchDone      chan struct{}
 	closeOnce      sync.Once
 	stopped        chan struct{}
+	// problem is the last store check's finding; "" when healthy.
+	problem atomic.Pointer[string]
 }
 
 // Start starts a server with JetStream enabled and returns once it accepts

@@ -2,6 +2,7 @@ package natsembed
 
 import (
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"time"
@@ -38,6 +39,7 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 		case <-ticker.C:
 		}
 		problem := s.storeProblem()
+		s.problem.Store(&problem)
 		if problem == "" {
 			failingSince = time.Time{}
 			continue
@@ -67,9 +69,25 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 			logger.Error("restarting JetStream failed; trying again", slog.Any("err", err))
 			continue
 		}
+		problem = s.storeProblem()
+		s.problem.Store(&problem)
+		if problem != "" {
+			logger.Error("embedded JetStream restarted but still cannot store; trying again", slog.String("problem", problem))
+			continue
+		}
 		logger.Info("embedded JetStream restarted; publishing resumes", slog.String("store_dir", cfg.StoreDir))
 		failingSince = time.Time{}
 	}
+}
+
+// StoreReady returns nil while the server's store takes writes, as of the
+// last check (at most StoreCheckInterval ago), and an error wrapping
+// ErrStoreFailing otherwise. It does not block.
+func (s *Server) StoreReady() error {
+	if p := s.problem.Load(); p != nil && *p != "" {
+		return fmt.Errorf("%w: %s", ErrStoreFailing, *p)
+	}
+	return nil
 }
 
 // storeProblem describes why JetStream cannot store right now, or returns

@@ -166,7 +166,7 @@ func startAuthNATS(t *testing.T, password string) string {
 
 // "A few seconds" on two busy cores: what matters is not the 30 s or more
 // these failures used to take.
-const fewSeconds = 10 * time.Second
+const startupBound = 10 * time.Second
 
 // Every start-up failure ends at once with one line naming the variable
 // that points at the fault: exit 2 for a configuration error, 1 for the
@@ -209,7 +209,7 @@ func TestStartupFailuresEndAtOnce(t *testing.T) {
 				env[k] = v
 			}
 			p := startProcess(t, env)
-			code, took := p.wait(t, fewSeconds)
+			code, took := p.wait(t, startupBound)
 			lines := p.lines()
 			if code != tt.code || len(lines) != 1 || !strings.Contains(lines[0], tt.variable) {
 				t.Fatalf("exit %d after %v, stderr:\n%s\nwant exit %d and one line naming %s", code, took, p.stderr.String(), tt.code, tt.variable)
@@ -236,7 +236,7 @@ func TestStartupReadOnlyDataDir(t *testing.T) {
 	env := baseEnv(t)
 	env["DATA_DIR"] = dir
 	p := startProcess(t, env)
-	code, _ := p.wait(t, fewSeconds)
+	code, _ := p.wait(t, startupBound)
 	if lines := p.lines(); code != exitFailed || len(lines) != 1 || !strings.Contains(lines[0], "DATA_DIR") {
 		t.Fatalf("exit %d, stderr:\n%s\nwant exit 1 and one line naming DATA_DIR", code, p.stderr.String())
 	}
@@ -250,7 +250,7 @@ func TestStartupWaitsForNATSURLUntilSignalled(t *testing.T) {
 			env := baseEnv(t)
 			env["NATS_URL"] = "nats://bridge:url-password-31337@" + closedAddr(t)
 			p := startProcess(t, env)
-			p.waitForLog(t, "waiting for the broker", waitLogInterval+fewSeconds)
+			p.waitForLog(t, "waiting for the broker", waitLogInterval+startupBound)
 			if got := p.stderr.String(); !strings.Contains(got, "NATS_URL") || strings.Contains(got, "url-password-31337") {
 				t.Fatalf("the waiting line must name NATS_URL and hide its password:\n%s", got)
 			}
@@ -258,7 +258,7 @@ func TestStartupWaitsForNATSURLUntilSignalled(t *testing.T) {
 			if err := p.cmd.Process.Signal(sig); err != nil {
 				t.Fatal(err)
 			}
-			code, _ := p.wait(t, fewSeconds)
+			code, _ := p.wait(t, startupBound)
 			if took := time.Since(sent); took > 3*time.Second {
 				t.Fatalf("%v took %v to end the wait", sig, took)
 			}
@@ -337,7 +337,7 @@ func TestShutdownBoundedWhenTheBrokerHangs(t *testing.T) {
 	env["PUBLISH_TIMEOUT"] = "60s"
 	env["SHUTDOWN_TIMEOUT"] = "1s"
 	p := startProcess(t, env)
-	p.waitForLog(t, "senfenico-bridge listening", fewSeconds)
+	p.waitForLog(t, "senfenico-bridge listening", startupBound)
 	var addr string
 	for _, line := range p.lines() {
 		var rec struct{ Msg, Addr string }
@@ -357,7 +357,7 @@ func TestShutdownBoundedWhenTheBrokerHangs(t *testing.T) {
 	time.Sleep(500 * time.Millisecond)
 	sent := time.Now()
 	p.cmd.Process.Signal(syscall.SIGTERM)
-	p.wait(t, 1*time.Second+fewSeconds)
+	p.wait(t, 1*time.Second+startupBound)
 	if took := time.Since(sent); took > 1*time.Second+2500*time.Millisecond {
 		t.Fatalf("exit took %v with SHUTDOWN_TIMEOUT=1s:\n%s", took, p.stderr.String())
 	}
@@ -368,17 +368,17 @@ func TestShutdownBoundedWhenTheBrokerHangs(t *testing.T) {
 func TestDataDirBelongsToOneProcess(t *testing.T) {
 	env := baseEnv(t)
 	first := startProcess(t, env)
-	first.waitForLog(t, "senfenico-bridge listening", fewSeconds)
+	first.waitForLog(t, "senfenico-bridge listening", startupBound)
 	second := startProcess(t, env)
-	if code, _ := second.wait(t, fewSeconds); code != exitFailed || !strings.Contains(second.stderr.String(), "DATA_DIR") {
+	if code, _ := second.wait(t, startupBound); code != exitFailed || !strings.Contains(second.stderr.String(), "DATA_DIR") {
 		t.Fatalf("second bridge: exit %d, stderr:\n%s", code, second.stderr.String())
 	}
 	first.cmd.Process.Signal(syscall.SIGTERM)
-	if code, _ := first.wait(t, fewSeconds); code != exitOK {
+	if code, _ := first.wait(t, startupBound); code != exitOK {
 		t.Fatalf("first bridge: exit %d:\n%s", code, first.stderr.String())
 	}
 	third := startProcess(t, env)
-	third.waitForLog(t, "senfenico-bridge listening", fewSeconds)
+	third.waitForLog(t, "senfenico-bridge listening", startupBound)
 	third.cmd.Process.Signal(syscall.SIGTERM)
-	third.wait(t, fewSeconds)
+	third.wait(t, startupBound)
 }

@@ -113,7 +113,7 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 		srv, err := natsembed.Start(cfg.embeddedConfig(logger))
 		switch {
 		case errors.Is(err, natsembed.ErrListen):
-			return nil, &environmentError{"NATS_EMBEDDED_LISTEN", cfg.NATSEmbeddedListen, errors.Unwrap(err)}
+			return nil, &environmentError{"NATS_EMBEDDED_LISTEN", cfg.NATSEmbeddedListen, err}
 		case errors.Is(err, natsembed.ErrStoreDir), errors.Is(err, natsembed.ErrStoreDirLocked):
 			return nil, &environmentError{"DATA_DIR", cfg.DataDir, err}
 		case err != nil:

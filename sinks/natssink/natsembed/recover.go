@@ -15,6 +15,10 @@ import (
 // that a disk with a few bytes free is not taken for a recovered one.
 const writeProbeSize = 1 << 20
 
+// restartBackoff is the pause after a JetStream restart that did not clear
+// the store's failure.
+const restartBackoff = 30 * time.Second
+
 // watchStore restarts JetStream once the store takes writes again after a
 // write failure.
 //
@@ -30,8 +34,7 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 	defer close(s.watchDone)
 	ticker := time.NewTicker(cfg.StoreCheckInterval)
 	defer ticker.Stop()
-	var failingSince time.Time
-	var lastWait time.Time
+	var failingSince, lastWait, nextRestart time.Time
 	for {
 		select {
 		case <-ctx.Done():
@@ -48,6 +51,9 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 			failingSince = time.Now()
 			logger.Error("embedded NATS server cannot store events; publishing fails until DATA_DIR takes writes again",
 				slog.String("problem", problem), slog.String("store_dir", cfg.StoreDir))
+		}
+		if time.Now().Before(nextRestart) {
+			continue
 		}
 		if err := storeWritable(cfg.StoreDir, writeProbeSize); err != nil {
 			if time.Since(lastWait) >= 30*time.Second {
@@ -72,7 +78,12 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 		problem = s.storeProblem()
 		s.problem.Store(&problem)
 		if problem != "" {
-			logger.Error("embedded JetStream restarted but still cannot store; trying again", slog.String("problem", problem))
+			// Something the write probe does not see (a directory of its
+			// own full or read-only): restarting every second would only
+			// fill the log.
+			nextRestart = time.Now().Add(restartBackoff)
+			logger.Error("embedded JetStream restarted but still cannot store; trying again later",
+				slog.String("problem", problem), slog.Duration("retry_in", restartBackoff))
 			continue
 		}
 		logger.Info("embedded JetStream restarted; publishing resumes", slog.String("store_dir", cfg.StoreDir))

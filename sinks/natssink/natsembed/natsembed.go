@@ -178,6 +178,8 @@ type Server struct {
 	watchDone      chan struct{}
 	closeOnce      sync.Once
 	stopped        chan struct{}
+	// jetStreamConfig is JetStream's configuration as first started.
+	jetStreamConfig server.JetStreamConfig
 	// problem is the last store check's finding; "" when healthy.
 	problem atomic.Pointer[string]
 }
@@ -268,7 +270,10 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 	}
 	started = true
 	watchCtx, stopWatch := context.WithCancel(context.Background())
-	s := &Server{ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopWatch: stopWatch, watchDone: make(chan struct{}), stopped: make(chan struct{})}
+	s := &Server{
+		ns: ns, bridgePassword: bridgePassword, storeLock: lock, jetStreamConfig: *ns.JetStreamConfig(),
+		stopWatch: stopWatch, watchDone: make(chan struct{}), stopped: make(chan struct{}),
+	}
 	go s.watchStore(watchCtx, cfg, logger)
 	return s, nil
 }

@@ -71,7 +71,12 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 				continue
 			}
 		}
-		if err := s.ns.EnableJetStream(&server.JetStreamConfig{StoreDir: cfg.StoreDir}); err != nil {
+		// The limits the server sized from the free space at start, not
+		// from what a nearly full disk has left now: a restart must not
+		// leave JetStream too small for the stream it already holds.
+		jsConfig := s.jetStreamConfig
+		jsConfig.StoreDir = cfg.StoreDir // EnableJetStream adds "jetstream" itself
+		if err := s.ns.EnableJetStream(&jsConfig); err != nil {
 			logger.Error("restarting JetStream failed; trying again", slog.Any("err", err))
 			continue
 		}

@@ -15,6 +15,7 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
 func init() {
@@ -29,9 +30,12 @@ letters, the reason; then the body as indented JSON. The subject may hold
 wildcards (charge.*, checkout.>); by default every subject is shown except
 the server's own ($JS, $SYS...) and request replies (_INBOX). Tail uses a
 core subscription: it sees what is published while it runs, not the stream's
-history. It authenticates like the bridge, from NATS_CREDS, NATS_NKEY_SEED,
-NATS_TOKEN or NATS_USER and NATS_PASSWORD, and NATS_TLS_*; it runs until
-interrupted or until --count events were printed.`)
+history, and not the copies JetStream consumers receive. It authenticates
+like the bridge, from NATS_CREDS, NATS_NKEY_SEED, NATS_TOKEN or NATS_USER and
+NATS_PASSWORD, and NATS_TLS_*; on the bridge's embedded server it needs no
+credentials, or logs in as user reader with NATS_EMBEDDED_READER_PASSWORD
+when that is set. It runs until interrupted or until --count events were
+printed.`)
 	url := fs.String("url", defaultNATSURL(env), "NATS server URL; the default follows NATS_URL, else NATS_EMBEDDED_LISTEN")
 	count := fs.Int("count", 0, "exit after printing this many events (default: run until interrupted)")
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
@@ -53,7 +57,7 @@ interrupted or until --count events were printed.`)
 	}
 	nc, err := nats.Connect(*url, opts...)
 	if err != nil {
-		fmt.Fprintf(stderr, "senfenico-bridge tail: connect to %s: %v\n", *url, err)
+		fmt.Fprintf(stderr, "senfenico-bridge tail: connect to %s: %v\n", redactURLs(*url), err)
 		return exitFailed
 	}
 	defer nc.Close()
@@ -82,7 +86,7 @@ interrupted or until --count events were printed.`)
 		case <-ctx.Done():
 			return exitOK
 		case m := <-msgs:
-			if everything && (strings.HasPrefix(m.Subject, "$") || strings.HasPrefix(m.Subject, "_INBOX.")) {
+			if !published(m, everything) {
 				continue
 			}
 			printEvent(stdout, m)
@@ -90,6 +94,24 @@ interrupted or until --count events were printed.`)
 		}
 	}
 	return exitOK
+}
+
+// published reports whether m is a publish rather than a copy the server
+// made of one. A JetStream consumer gets each stored event delivered again,
+// with a "$JS.ACK." reply, on a subject of its choosing (often an inbox, but
+// a push consumer may deliver on any subject, "checkout.>" included): those
+// are skipped whatever the subject, or tail would print an event once per
+// consumer reading the stream. With no subject given, the server's own
+// traffic ($JS, $SYS) and request replies (inboxes) are skipped too.
+func published(m *nats.Msg, everything bool) bool {
+	if strings.HasPrefix(m.Reply, "$JS.ACK.") {
+		return false
+	}
+	if everything && (strings.HasPrefix(m.Subject, "$") || strings.HasPrefix(m.Subject, "_INBOX.") ||
+		strings.HasPrefix(m.Subject, natsembed.BridgeInboxPrefix+".")) {
+		return false
+	}
+	return true
 }
 
 // printEvent writes one event: a header line, then the indented body.
@@ -173,6 +195,9 @@ func natsOptions(env map[string]string, stderr io.Writer) ([]nats.Option, error)
 		opts = append(opts, nats.Token(env["NATS_TOKEN"]))
 	case env["NATS_USER"] != "":
 		opts = append(opts, nats.UserInfo(env["NATS_USER"], env["NATS_PASSWORD"]))
+	case env["NATS_URL"] == "" && env["NATS_EMBEDDED_READER_PASSWORD"] != "":
+		// The bridge's embedded server, closed to anonymous readers.
+		opts = append(opts, nats.UserInfo(natsembed.ReaderUser, env["NATS_EMBEDDED_READER_PASSWORD"]))
 	}
 	if ca := env["NATS_TLS_CA"]; ca != "" {
 		opts = append(opts, nats.RootCAs(ca))

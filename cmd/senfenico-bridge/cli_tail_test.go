@@ -2,6 +2,7 @@ package main
 
 import (
 	"context"
+	"fmt"
 	"net"
 	"strings"
 	"testing"
@@ -9,6 +10,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
@@ -183,6 +185,83 @@ func TestDefaultNATSURL(t *testing.T) {
 		t.Run(tt.name, func(t *testing.T) {
 			if got := defaultNATSURL(tt.env); got != tt.want {
 				t.Fatalf("got %s, want %s", got, tt.want)
+			}
+		})
+	}
+}
+
+// TestTailIgnoresConsumerDeliveries: JetStream consumers reading the stream
+// while tail runs get copies of each event (a pull consumer on an inbox, a
+// push consumer on a subject tail's filter matches); tail prints each
+// published event once.
+func TestTailIgnoresConsumerDeliveries(t *testing.T) {
+	_, nc := startNATS(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	prefix := "t" + nuid.Next() + "."
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stream, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: "TAIL" + nuid.Next(), Subjects: []string{prefix + "charge.success", prefix + "charge.failed"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, subject := range [][]string{nil, {prefix + "charge.>"}} {
+		t.Run(fmt.Sprint(subject), func(t *testing.T) {
+			deliverTo := fmt.Sprintf("%scharge.copies%d", prefix, i)
+			// Fresh ids: the stream would drop a repeated Nats-Msg-Id.
+			eventID, markerID := fmt.Sprintf("%032d", 2*i), fmt.Sprintf("%032d", 2*i+1)
+			event := contractMsg(prefix+"charge.success", eventID, "2024-06-01T10:00:00Z", "", "", `{}`)
+			marker := contractMsg(prefix+"charge.failed", markerID, "2024-06-01T10:00:01Z", "", "", `{}`)
+			eventOut := "2024-06-01T10:00:00.000Z " + prefix + "charge.success ce-id=" + eventID + "\n  {}\n"
+			markerOut := "2024-06-01T10:00:01.000Z " + prefix + "charge.failed ce-id=" + markerID + "\n  {}\n"
+			pull, err := stream.CreateConsumer(ctx, jetstream.ConsumerConfig{AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy})
+			if err != nil {
+				t.Fatal(err)
+			}
+			copies, err := nc.SubscribeSync(deliverTo)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer copies.Unsubscribe()
+			if _, err := js.CreateConsumer(ctx, stream.CachedInfo().Config.Name, jetstream.ConsumerConfig{
+				DeliverSubject: deliverTo, AckPolicy: jetstream.AckExplicitPolicy, DeliverPolicy: jetstream.DeliverNewPolicy,
+			}); err != nil {
+				t.Fatal(err)
+			}
+
+			args := append([]string{"--count", "2", "--url", nc.ConnectedUrl()}, subject...)
+			stdout, stderr, wait := startTail(t, ctx, args...)
+			if _, err := js.PublishMsg(ctx, event); err != nil {
+				t.Fatal(err)
+			}
+			// Both consumers have their copy before the marker is published:
+			// a tail that printed copies would print the event again before
+			// the marker.
+			got, err := pull.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
+			if err != nil {
+				t.Fatal(err)
+			}
+			for m := range got.Messages() {
+				m.Ack()
+			}
+			if m, err := copies.NextMsg(5 * time.Second); err != nil {
+				t.Fatalf("push consumer got nothing: %v", err)
+			} else {
+				m.Ack()
+			}
+			if err := nc.Flush(); err != nil {
+				t.Fatal(err)
+			}
+			if _, err := js.PublishMsg(ctx, marker); err != nil {
+				t.Fatal(err)
+			}
+			if code := wait(); code != exitOK {
+				t.Fatalf("exit %d: %s", code, stderr.String())
+			}
+			if got := stdout.String(); got != eventOut+markerOut {
+				t.Fatalf("printed:\n%s\nwant the event once, then the marker:\n%s", got, eventOut+markerOut)
 			}
 		})
 	}

@@ -6,59 +6,121 @@ import (
 	"log/slog"
 	"net"
 	"reflect"
+	"slices"
 	"strconv"
 	"strings"
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/nats-io/nats.go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/dedup"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
-// config is everything the binary reads from its environment. The README's
-// configuration table lists the same variables with the same defaults.
+// config is everything the binary reads from its environment. Defaults
+// come from defaultConfig, which takes them from the packages' exported
+// Default* constants; the README's configuration table lists the same
+// variables with the same defaults (TestREADMEDefaults checks it).
 type config struct {
 	WebhookKeys       []string      `env:"SENFENICO_WEBHOOK_KEYS,required,notEmpty" envSeparator:","`
-	ListenAddr        string        `env:"LISTEN_ADDR" envDefault:":8080"`
-	WebhookPath       string        `env:"WEBHOOK_PATH" envDefault:"/webhooks/senfenico"`
-	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES" envDefault:"1048576"`
-	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT" envDefault:"5s"`
-	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT" envDefault:"20s"`
+	ListenAddr        string        `env:"LISTEN_ADDR"`
+	WebhookPath       string        `env:"WEBHOOK_PATH"`
+	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES"`
+	MaxBodyMemory     int64         `env:"MAX_BODY_MEMORY"`
+	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT"`
+	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT"`
 	TopicPrefix       string        `env:"TOPIC_PREFIX"`
-	DeadLetterSubject string        `env:"DEAD_LETTER_SUBJECT" envDefault:"senfenico.unroutable"`
-	DedupWindow       time.Duration `env:"DEDUP_WINDOW" envDefault:"65m"`
-	DedupMaxEntries   int           `env:"DEDUP_MAX_ENTRIES" envDefault:"100000"`
-	Sinks             []string      `env:"SINKS" envDefault:"nats" envSeparator:","`
-	SchemaValidation  string        `env:"SCHEMA_VALIDATION" envDefault:"warn"`
-	LogFormat         string        `env:"LOG_FORMAT" envDefault:"text"`
-	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
+	DeadLetterSubject string        `env:"DEAD_LETTER_SUBJECT"`
+	EventFamilies     []string      `env:"EVENT_FAMILIES" envSeparator:","`
+	DedupWindow       time.Duration `env:"DEDUP_WINDOW"`
+	DedupMaxEntries   int           `env:"DEDUP_MAX_ENTRIES"`
+	Sinks             []string      `env:"SINKS" envSeparator:","`
+	SchemaValidation  string        `env:"SCHEMA_VALIDATION"`
+	LogFormat         string        `env:"LOG_FORMAT"`
+	LogLevel          slog.Level    `env:"LOG_LEVEL"`
 	DebugAddr         string        `env:"DEBUG_ADDR"`
 
-	NATSURL            string `env:"NATS_URL"`
-	NATSMode           string `env:"NATS_MODE" envDefault:"jetstream"`
-	NATSStream         string `env:"NATS_STREAM" envDefault:"SENFENICO"`
-	NATSCreds          string `env:"NATS_CREDS"`
-	NATSNKeySeed       string `env:"NATS_NKEY_SEED"`
-	NATSToken          string `env:"NATS_TOKEN"`
-	NATSUser           string `env:"NATS_USER"`
-	NATSPassword       string `env:"NATS_PASSWORD"`
-	NATSTLSCA          string `env:"NATS_TLS_CA"`
-	NATSTLSCert        string `env:"NATS_TLS_CERT"`
-	NATSTLSKey         string `env:"NATS_TLS_KEY"`
-	NATSEmbeddedListen string `env:"NATS_EMBEDDED_LISTEN" envDefault:"127.0.0.1:4222"`
-	DataDir            string `env:"DATA_DIR" envDefault:"./data"`
+	NATSURL               string        `env:"NATS_URL"`
+	NATSMode              string        `env:"NATS_MODE"`
+	NATSStream            string        `env:"NATS_STREAM"`
+	NATSStreamReplicas    int           `env:"NATS_STREAM_REPLICAS"`
+	NATSStreamMaxAge      time.Duration `env:"NATS_STREAM_MAX_AGE"`
+	NATSStreamMaxBytes    int64         `env:"NATS_STREAM_MAX_BYTES"`
+	NATSStreamMaxFamilies int           `env:"NATS_STREAM_MAX_FAMILIES"`
+	NATSCreds             string        `env:"NATS_CREDS"`
+	NATSNKeySeed          string        `env:"NATS_NKEY_SEED"`
+	NATSToken             string        `env:"NATS_TOKEN"`
+	NATSUser              string        `env:"NATS_USER"`
+	NATSPassword          string        `env:"NATS_PASSWORD"`
+	NATSTLSCA             string        `env:"NATS_TLS_CA"`
+	NATSTLSCert           string        `env:"NATS_TLS_CERT"`
+	NATSTLSKey            string        `env:"NATS_TLS_KEY"`
+	NATSEmbeddedListen    string        `env:"NATS_EMBEDDED_LISTEN"`
+	// NATSEmbeddedReaderPassword, when set, closes the embedded server to
+	// clients without credentials: readers log in as user "reader".
+	NATSEmbeddedReaderPassword string `env:"NATS_EMBEDDED_READER_PASSWORD"`
+	DataDir                    string `env:"DATA_DIR"`
 
 	KafkaBrokers          []string `env:"KAFKA_BROKERS" envSeparator:","`
-	KafkaTopicPartitions  int      `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"3"`
-	KafkaTopicReplication int      `env:"KAFKA_TOPIC_REPLICATION" envDefault:"1"`
-	KafkaTLS              bool     `env:"KAFKA_TLS" envDefault:"false"`
+	KafkaTopicPartitions  int      `env:"KAFKA_TOPIC_PARTITIONS"`
+	KafkaTopicReplication int      `env:"KAFKA_TOPIC_REPLICATION"`
+	KafkaTLS              bool     `env:"KAFKA_TLS"`
 	KafkaTLSCA            string   `env:"KAFKA_TLS_CA"`
 	KafkaTLSCert          string   `env:"KAFKA_TLS_CERT"`
 	KafkaTLSKey           string   `env:"KAFKA_TLS_KEY"`
 	KafkaSASLMechanism    string   `env:"KAFKA_SASL_MECHANISM"`
 	KafkaSASLUsername     string   `env:"KAFKA_SASL_USERNAME"`
 	KafkaSASLPassword     string   `env:"KAFKA_SASL_PASSWORD"`
+}
+
+// Defaults that belong to the binary rather than to a package.
+const (
+	defaultShutdownTimeout = 20 * time.Second
+	defaultDataDir         = "./data"
+	// TODO(merge): take these four from natssink.DefaultReplicas,
+	// DefaultMaxAge, DefaultMaxBytes and DefaultMaxFamilies once the
+	// natssink redesign exports them.
+	defaultStreamReplicas    = 1
+	defaultStreamMaxAge      = 168 * time.Hour
+	defaultStreamMaxBytes    = 1 << 30
+	defaultStreamMaxFamilies = 32
+	// TODO(merge): bridge.DefaultMaxBodyMemory.
+	defaultMaxBodyMemory = 64 << 20
+)
+
+// defaultConfig is the configuration with no variable set: each default is
+// written once, in the package that uses it.
+func defaultConfig() config {
+	return config{
+		ListenAddr:            bridge.DefaultListenAddr,
+		WebhookPath:           bridge.DefaultWebhookPath,
+		MaxBodyBytes:          bridge.DefaultMaxBodyBytes,
+		MaxBodyMemory:         defaultMaxBodyMemory,
+		PublishTimeout:        bridge.DefaultPublishTimeout,
+		ShutdownTimeout:       defaultShutdownTimeout,
+		DeadLetterSubject:     bridge.DefaultDeadLetterSubject,
+		DedupWindow:           dedup.DefaultWindow,
+		DedupMaxEntries:       dedup.DefaultMaxEntries,
+		Sinks:                 []string{"nats"},
+		SchemaValidation:      string(bridge.SchemaWarn),
+		LogFormat:             "text",
+		LogLevel:              slog.LevelInfo,
+		NATSMode:              natssink.ModeJetStream,
+		NATSStream:            natssink.DefaultStream,
+		NATSStreamReplicas:    defaultStreamReplicas,
+		NATSStreamMaxAge:      defaultStreamMaxAge,
+		NATSStreamMaxBytes:    defaultStreamMaxBytes,
+		NATSStreamMaxFamilies: defaultStreamMaxFamilies,
+		NATSEmbeddedListen:    natsembed.DefaultListen,
+		DataDir:               defaultDataDir,
+		KafkaTopicPartitions:  kafkasink.DefaultTopicPartitions,
+		KafkaTopicReplication: kafkasink.DefaultTopicReplication,
+	}
 }
 
 // configError is a configuration problem, reported as one line that names
@@ -72,10 +134,28 @@ func (e *configError) Error() string {
 	return fmt.Sprintf("invalid configuration: %s: %s", e.variable, e.reason)
 }
 
+// environmentError is a failure of something a variable points at (an
+// address in use, a directory that cannot be written, a server that
+// refuses the credentials): one line naming the variable; exit status 1.
+type environmentError struct {
+	variable string
+	value    string // already redacted
+	err      error
+}
+
+func (e *environmentError) Error() string {
+	if e.value == "" {
+		return fmt.Sprintf("%s: %v", e.variable, e.err)
+	}
+	return fmt.Sprintf("%s %s: %v", e.variable, e.value, e.err)
+}
+
+func (e *environmentError) Unwrap() error { return e.err }
+
 // loadConfig reads and checks the environment given as a map (tests pass
 // their own; main passes the process's).
 func loadConfig(environ map[string]string) (config, error) {
-	var c config
+	c := defaultConfig()
 	if err := env.ParseWithOptions(&c, env.Options{Environment: environ}); err != nil {
 		return c, explainEnvError(err)
 	}
@@ -92,26 +172,123 @@ func loadConfig(environ map[string]string) (config, error) {
 	// The schema validator is built later; stand in for it so that Validate
 	// checks everything else.
 	bcfg.Validator = acceptAll{}
-	if err := bcfg.Validate(); err != nil {
-		var fe *bridge.FieldError
-		if errors.As(err, &fe) {
-			return c, &configError{bridgeFieldVariables[fe.Field], fe.Reason}
+	validations := []error{bcfg.Validate(), c.dedupConfig().Validate()}
+	if slices.Contains(c.Sinks, "nats") {
+		ncfg := c.natsConfig(nil)
+		if c.NATSURL == "" {
+			validations = append(validations, c.embeddedConfig(nil).Validate())
+			// The embedded server's URL and credentials are known once it
+			// runs; stand in for them.
+			ncfg = toEmbedded(ncfg, "nats://"+localAddr(c.NATSEmbeddedListen), natsembed.BridgeUser, "x")
 		}
-		return c, err
+		validations = append(validations, ncfg.Validate())
+	}
+	if slices.Contains(c.Sinks, "kafka") {
+		validations = append(validations, c.kafkaConfig(nil).Validate())
+	}
+	for _, err := range validations {
+		if err != nil {
+			return c, packageConfigError(err)
+		}
 	}
 	return c, nil
 }
 
-// bridgeFieldVariables maps bridge.Config fields to the variables they come from.
-var bridgeFieldVariables = map[string]string{
-	"Keys":              "SENFENICO_WEBHOOK_KEYS",
-	"ListenAddr":        "LISTEN_ADDR",
-	"WebhookPath":       "WEBHOOK_PATH",
-	"MaxBodyBytes":      "MAX_BODY_BYTES",
-	"PublishTimeout":    "PUBLISH_TIMEOUT",
-	"TopicPrefix":       "TOPIC_PREFIX",
-	"DeadLetterSubject": "DEAD_LETTER_SUBJECT",
-	"SchemaMode":        "SCHEMA_VALIDATION",
+// fieldVariables maps each package's Config fields to the variables they
+// come from, keyed by the package's config sentinel.
+var fieldVariables = map[error]map[string]string{
+	bridge.ErrConfig: {
+		"Keys":              "SENFENICO_WEBHOOK_KEYS",
+		"ListenAddr":        "LISTEN_ADDR",
+		"WebhookPath":       "WEBHOOK_PATH",
+		"MaxBodyBytes":      "MAX_BODY_BYTES",
+		"MaxBodyMemory":     "MAX_BODY_MEMORY",
+		"PublishTimeout":    "PUBLISH_TIMEOUT",
+		"TopicPrefix":       "TOPIC_PREFIX",
+		"DeadLetterSubject": "DEAD_LETTER_SUBJECT",
+		"Families":          "EVENT_FAMILIES",
+		"SchemaMode":        "SCHEMA_VALIDATION",
+	},
+	dedup.ErrInvalidConfig: {
+		"Window":     "DEDUP_WINDOW",
+		"MaxEntries": "DEDUP_MAX_ENTRIES",
+	},
+	natsembed.ErrConfig: {
+		"Listen":         "NATS_EMBEDDED_LISTEN",
+		"StoreDir":       "DATA_DIR",
+		"ReaderPassword": "NATS_EMBEDDED_READER_PASSWORD",
+	},
+	natssink.ErrConfig: {
+		"URL":          "NATS_URL",
+		"Mode":         "NATS_MODE",
+		"Stream":       "NATS_STREAM",
+		"Subjects":     "TOPIC_PREFIX",
+		"DedupWindow":  "DEDUP_WINDOW",
+		"MaxAge":       "NATS_STREAM_MAX_AGE",
+		"MaxBytes":     "NATS_STREAM_MAX_BYTES",
+		"MaxFamilies":  "NATS_STREAM_MAX_FAMILIES",
+		"Replicas":     "NATS_STREAM_REPLICAS",
+		"CredsFile":    "NATS_CREDS",
+		"NKeySeedFile": "NATS_NKEY_SEED",
+		"Token":        "NATS_TOKEN",
+		"User":         "NATS_USER",
+		"Password":     "NATS_PASSWORD",
+		"CAFile":       "NATS_TLS_CA",
+		"CertFile":     "NATS_TLS_CERT",
+		"KeyFile":      "NATS_TLS_KEY",
+	},
+	kafkasink.ErrConfig: {
+		"Brokers":          "KAFKA_BROKERS",
+		"TopicPartitions":  "KAFKA_TOPIC_PARTITIONS",
+		"TopicReplication": "KAFKA_TOPIC_REPLICATION",
+		"TLS":              "KAFKA_TLS",
+		"CAFile":           "KAFKA_TLS_CA",
+		"CertFile":         "KAFKA_TLS_CERT",
+		"KeyFile":          "KAFKA_TLS_KEY",
+		"SASLMechanism":    "KAFKA_SASL_MECHANISM",
+		"SASLUsername":     "KAFKA_SASL_USERNAME",
+		"SASLPassword":     "KAFKA_SASL_PASSWORD",
+	},
+}
+
+// packagePrefixes name the variables of a package whose error names no
+// field (a package that does not return a *sinks.FieldError yet).
+var packagePrefixes = map[error]string{
+	bridge.ErrConfig:       "bridge configuration",
+	dedup.ErrInvalidConfig: "DEDUP_*",
+	natsembed.ErrConfig:    "NATS_EMBEDDED_LISTEN/DATA_DIR",
+	natssink.ErrConfig:     "NATS_*",
+	kafkasink.ErrConfig:    "KAFKA_*",
+}
+
+// packageConfigError turns a package's Validate error into a configError
+// naming the variable behind the refused field.
+func packageConfigError(err error) error {
+	field, reason, named := fieldError(err)
+	for sentinel, fields := range fieldVariables {
+		if !errors.Is(err, sentinel) {
+			continue
+		}
+		if variable, ok := fields[field]; named && ok {
+			return &configError{variable, reason}
+		}
+		return &configError{packagePrefixes[sentinel], strings.TrimPrefix(err.Error(), sentinel.Error()+": ")}
+	}
+	return &configError{"environment", err.Error()}
+}
+
+// fieldError finds the field a Validate error names.
+func fieldError(err error) (field, reason string, ok bool) {
+	var fe *sinks.FieldError
+	if errors.As(err, &fe) {
+		return fe.Field, fe.Reason, true
+	}
+	// TODO(merge): drop once bridge.Config.Validate returns *sinks.FieldError.
+	var bfe *bridge.FieldError
+	if errors.As(err, &bfe) {
+		return bfe.Field, bfe.Reason, true
+	}
+	return "", "", false
 }
 
 // check validates what no package's Config covers: choices between
@@ -124,6 +301,9 @@ func (c *config) check() error {
 		{"MAX_BODY_BYTES", c.MaxBodyBytes > 0},
 		{"PUBLISH_TIMEOUT", c.PublishTimeout > 0},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0},
+		{"MAX_BODY_MEMORY", c.MaxBodyMemory > 0},
+		{"NATS_STREAM_REPLICAS", c.NATSStreamReplicas > 0},
+		{"NATS_STREAM_MAX_FAMILIES", c.NATSStreamMaxFamilies > 0},
 		{"DEDUP_WINDOW", c.DedupWindow > 0},
 		{"DEDUP_MAX_ENTRIES", c.DedupMaxEntries > 0},
 		{"KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions > 0},
@@ -134,10 +314,11 @@ func (c *config) check() error {
 			return &configError{p.variable, "must be greater than zero"}
 		}
 	}
-	// Both values are positive here, so the window's own check can only
-	// refuse the size.
-	if err := c.dedupConfig().Validate(); err != nil {
-		return &configError{"DEDUP_MAX_ENTRIES", err.Error()}
+	if err := checkHostPort(c.ListenAddr); err != nil {
+		return &configError{"LISTEN_ADDR", err.Error()}
+	}
+	if err := checkHostPort(c.NATSEmbeddedListen); err != nil {
+		return &configError{"NATS_EMBEDDED_LISTEN", err.Error()}
 	}
 	if c.DedupWindow < time.Hour {
 		return &configError{"DEDUP_WINDOW", fmt.Sprintf("%s is shorter than the hour Senfenico keeps resending", c.DedupWindow)}
@@ -187,16 +368,38 @@ func (c *config) check() error {
 		return &configError{"KAFKA_TLS_CERT", "KAFKA_TLS_CERT and KAFKA_TLS_KEY go together"}
 	}
 	if c.DebugAddr != "" {
-		_, port, err := net.SplitHostPort(c.DebugAddr)
-		if err == nil {
-			_, err = strconv.ParseUint(port, 10, 16)
-		}
-		if err != nil {
-			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port with a numeric port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
+		if err := checkHostPort(c.DebugAddr); err != nil {
+			return &configError{"DEBUG_ADDR", err.Error()}
 		}
 	}
+	if c.NATSStreamMaxAge < 0 {
+		return &configError{"NATS_STREAM_MAX_AGE", "must not be negative (0: no limit)"}
+	}
+	if c.NATSStreamMaxBytes < 0 {
+		return &configError{"NATS_STREAM_MAX_BYTES", "must not be negative (0: no limit)"}
+	}
+	if c.NATSStreamMaxAge > 0 && c.NATSStreamMaxAge < c.DedupWindow {
+		return &configError{"NATS_STREAM_MAX_AGE", fmt.Sprintf("%s is shorter than DEDUP_WINDOW %s: a resend could outlive its original", c.NATSStreamMaxAge, c.DedupWindow)}
+	}
+	for i, f := range c.EventFamilies {
+		c.EventFamilies[i] = strings.TrimSpace(f)
+	}
+	c.EventFamilies = slices.DeleteFunc(c.EventFamilies, func(f string) bool { return f == "" })
 	if c.NATSURL == "" && seen["nats"] && c.DataDir == "" {
 		return &configError{"DATA_DIR", "the embedded NATS server needs a directory"}
+	}
+	return nil
+}
+
+// checkHostPort refuses an address that is not host:port with a numeric
+// port, such as "8080" for ":8080".
+func checkHostPort(addr string) error {
+	_, port, err := net.SplitHostPort(addr)
+	if err == nil {
+		_, err = strconv.ParseUint(port, 10, 16)
+	}
+	if err != nil {
+		return fmt.Errorf("%q is not host:port with a numeric port (e.g. :8080 or 127.0.0.1:8080)", addr)
 	}
 	return nil
 }
@@ -217,7 +420,73 @@ func (c *config) bridgeConfig(logger *slog.Logger) bridge.Config {
 		TopicPrefix:       c.TopicPrefix,
 		DeadLetterSubject: c.DeadLetterSubject,
 		SchemaMode:        bridge.SchemaMode(c.SchemaValidation),
-		Logger:            logger,
+		// TODO(merge): MaxBodyMemory: c.MaxBodyMemory, Families: c.EventFamilies,
+		// once bridge.Config has them.
+		Logger: logger,
+	}
+}
+
+// natsConfig is the natssink.Config these variables describe; with the
+// embedded server, buildNATS fills in its URL and credentials.
+func (c *config) natsConfig(logger *slog.Logger) natssink.Config {
+	return natssink.Config{
+		URL:         c.NATSURL,
+		Mode:        c.NATSMode,
+		Stream:      c.NATSStream,
+		Subjects:    natssink.StreamSubjects(c.TopicPrefix, c.DeadLetterSubject),
+		DedupWindow: c.DedupWindow,
+		MaxAge:      c.NATSStreamMaxAge,
+		Replicas:    c.NATSStreamReplicas,
+		// TODO(merge): MaxBytes: c.NATSStreamMaxBytes,
+		// MaxFamilies: c.NATSStreamMaxFamilies, once natssink.Config has them.
+		CredsFile:    c.NATSCreds,
+		NKeySeedFile: c.NATSNKeySeed,
+		Token:        c.NATSToken,
+		User:         c.NATSUser,
+		Password:     c.NATSPassword,
+		CAFile:       c.NATSTLSCA,
+		CertFile:     c.NATSTLSCert,
+		KeyFile:      c.NATSTLSKey,
+		Logger:       logger,
+	}
+}
+
+// toEmbedded points ncfg at the embedded server: its URL, the bridge's
+// credentials on it, and the private inbox readers cannot answer on. The
+// variables meant for an operator's server (credentials, TLS) do not apply.
+func toEmbedded(ncfg natssink.Config, url, user, password string) natssink.Config {
+	ncfg.URL = url
+	ncfg.CredsFile, ncfg.NKeySeedFile, ncfg.Token = "", "", ""
+	ncfg.User, ncfg.Password = user, password
+	ncfg.CAFile, ncfg.CertFile, ncfg.KeyFile = "", "", ""
+	ncfg.Options = append(ncfg.Options, nats.CustomInboxPrefix(natsembed.BridgeInboxPrefix))
+	return ncfg
+}
+
+// embeddedConfig is the embedded NATS server these variables describe.
+func (c *config) embeddedConfig(logger *slog.Logger) natsembed.EmbeddedConfig {
+	return natsembed.EmbeddedConfig{
+		Listen:         c.NATSEmbeddedListen,
+		StoreDir:       c.DataDir,
+		ReaderPassword: c.NATSEmbeddedReaderPassword,
+		Logger:         logger,
+	}
+}
+
+// kafkaConfig is the kafkasink.Config these variables describe.
+func (c *config) kafkaConfig(logger *slog.Logger) kafkasink.Config {
+	return kafkasink.Config{
+		Brokers:          c.KafkaBrokers,
+		TopicPartitions:  c.KafkaTopicPartitions,
+		TopicReplication: c.KafkaTopicReplication,
+		TLS:              c.KafkaTLS,
+		CAFile:           c.KafkaTLSCA,
+		CertFile:         c.KafkaTLSCert,
+		KeyFile:          c.KafkaTLSKey,
+		SASLMechanism:    c.KafkaSASLMechanism,
+		SASLUsername:     c.KafkaSASLUsername,
+		SASLPassword:     c.KafkaSASLPassword,
+		Logger:           logger,
 	}
 }
 
@@ -256,24 +525,78 @@ func fieldVariable(field string) string {
 
 // LogValue keeps secrets out of any log line that prints the configuration.
 func (c config) LogValue() slog.Value {
-	redact := func(s string) string {
-		if s == "" {
-			return ""
-		}
-		return "[redacted]"
-	}
 	return slog.GroupValue(
 		slog.Int("webhook_keys", len(c.WebhookKeys)),
 		slog.String("listen_addr", c.ListenAddr),
 		slog.String("webhook_path", c.WebhookPath),
 		slog.Any("sinks", c.Sinks),
-		slog.String("nats_url", c.NATSURL),
+		slog.String("nats_url", redactURLs(c.NATSURL)),
 		slog.String("nats_mode", c.NATSMode),
 		slog.String("nats_token", redact(c.NATSToken)),
 		slog.String("nats_password", redact(c.NATSPassword)),
-		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("nats_embedded_reader_password", redact(c.NATSEmbeddedReaderPassword)),
+		slog.Any("kafka_brokers", redactBrokers(c.KafkaBrokers)),
 		slog.String("kafka_sasl_password", redact(c.KafkaSASLPassword)),
 	)
+}
+
+// secrets are the values no log line may hold.
+func (c config) secrets() []string {
+	out := slices.Clone(c.WebhookKeys)
+	out = append(out, c.NATSToken, c.NATSPassword, c.NATSEmbeddedReaderPassword, c.KafkaSASLPassword)
+	for _, u := range append(strings.Split(c.NATSURL, ","), c.KafkaBrokers...) {
+		if info := userinfo(u); info != "" {
+			out = append(out, info)
+			if _, password, ok := strings.Cut(info, ":"); ok {
+				out = append(out, password)
+			}
+		}
+	}
+	// Replacing a value of one to three characters everywhere would mangle
+	// every line while hiding nothing a guess would not find.
+	return slices.DeleteFunc(out, func(s string) bool { return len(s) < 4 })
+}
+
+func redact(s string) string {
+	if s == "" {
+		return ""
+	}
+	return "[redacted]"
+}
+
+// userinfo returns what stands before the "@" of an address
+// ("nats://user:pass@host:4222", "user:pass@broker:9092"), or "".
+func userinfo(addr string) string {
+	_, rest, found := strings.Cut(addr, "://")
+	if !found {
+		rest = addr
+	}
+	at := strings.LastIndex(rest, "@")
+	if at < 0 {
+		return ""
+	}
+	return rest[:at]
+}
+
+// redactURLs hides the user information of every URL in a comma-separated
+// list.
+func redactURLs(list string) string {
+	if list == "" {
+		return ""
+	}
+	return strings.Join(redactBrokers(strings.Split(list, ",")), ",")
+}
+
+// redactBrokers hides the user information of each address.
+func redactBrokers(addrs []string) []string {
+	out := make([]string, len(addrs))
+	for i, a := range addrs {
+		if info := userinfo(a); info != "" {
+			a = strings.Replace(a, info+"@", "[redacted]@", 1)
+		}
+		out[i] = a
+	}
+	return out
 }
 
 // acceptAll stands in for the schema validator while the configuration is

@@ -13,6 +13,7 @@ import (
 	"fmt"
 	"io"
 	"log/slog"
+	"net"
 	"net/http"
 	"os"
 	"os/signal"
@@ -125,15 +126,19 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 	}
 	cfg, err := loadConfig(env)
 	if err != nil {
-		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", err)
+		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", scrub(err.Error(), cfg.secrets()))
 		return exitUsage
 	}
-	startHeapFloor()
 	logOut := newAsyncWriter(stderr)
 	defer logOut.Close()
-	logger := newLogger(cfg, logOut, isTerminal(stderr))
+	logger := newLogger(cfg, newScrubWriter(logOut, cfg.secrets()), isTerminal(stderr))
 	if err := serveWith(ctx, cfg, logger); err != nil {
+		// One line that names the variable.
 		logger.Error("stopped", slog.Any("err", err))
+		var ce *configError
+		if errors.As(err, &ce) {
+			return exitUsage
+		}
 		return exitFailed
 	}
 	return exitOK
@@ -163,30 +168,45 @@ func isTerminal(w io.Writer) bool {
 
 // serveWith runs the bridge until ctx ends, then shuts down in order: the
 // HTTP server first (in-flight requests get their confirmed answers), then
-// the sinks, then the embedded broker, all within SHUTDOWN_TIMEOUT.
+// the sinks, then the embedded broker, all within SHUTDOWN_TIMEOUT. Every
+// teardown, on the error paths too, has that deadline: a broker that never
+// answers does not hold the exit.
 func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error) {
+	// LISTEN_ADDR is bound before anything else, so that an address in use
+	// is reported at once rather than after the brokers connected. The
+	// bridge's Server binds it itself; this listener holds the address
+	// until then and is released just before, within this process.
+	reserved, err := net.Listen("tcp", cfg.ListenAddr)
+	if err != nil {
+		return &environmentError{"LISTEN_ADDR", cfg.ListenAddr, err}
+	}
+	defer reserved.Close()
+
 	reg := prometheus.NewRegistry()
 	reg.MustRegister(collectors.NewGoCollector(), collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}))
 
 	stopDebug, err := startDebugServer(cfg.DebugAddr, logger)
 	if err != nil {
-		return &configError{"DEBUG_ADDR", err.Error()}
+		return &environmentError{"DEBUG_ADDR", cfg.DebugAddr, err}
 	}
 	defer stopDebug()
 
-	startCtx, cancelStart := context.WithTimeout(ctx, 30*time.Second)
-	stack, err := buildSinks(startCtx, cfg, logger, reg)
-	cancelStart()
-	if err != nil {
-		return err
+	stack := &sinkStack{}
+	teardown := func(cause error) error {
+		tctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
+		defer cancel()
+		return errors.Join(cause, stack.close(tctx))
 	}
-
+	if err := buildSinks(ctx, cfg, logger, reg, stack); err != nil {
+		return teardown(err)
+	}
 	srv, err := newServer(cfg, logger, stack, reg)
 	if err != nil {
-		return errors.Join(err, stack.close(context.Background()))
+		return teardown(err)
 	}
+	reserved.Close()
 	if err := srv.Listen(); err != nil {
-		return errors.Join(err, stack.close(context.Background()))
+		return teardown(&environmentError{"LISTEN_ADDR", cfg.ListenAddr, err})
 	}
 	logger.Info("senfenico-bridge listening",
 		slog.String("addr", srv.Addr().String()),
@@ -199,7 +219,7 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 	select {
 	case err := <-served:
 		// The server stopped on its own: nothing is listening any more.
-		return errors.Join(err, stack.close(context.Background()))
+		return teardown(err)
 	case <-ctx.Done():
 	}
 

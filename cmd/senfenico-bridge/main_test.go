@@ -66,6 +66,13 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 		{"bad debug address", map[string]string{"DEBUG_ADDR": "6060"}, "DEBUG_ADDR"},
 		{"bad debug port", map[string]string{"DEBUG_ADDR": "127.0.0.1:http"}, "DEBUG_ADDR"},
 		{"huge dedup window", map[string]string{"DEDUP_MAX_ENTRIES": "9223372036854775807"}, "DEDUP_MAX_ENTRIES"},
+		{"listen address without a colon", map[string]string{"LISTEN_ADDR": "8080"}, "LISTEN_ADDR"},
+		{"embedded listen address without a port", map[string]string{"NATS_EMBEDDED_LISTEN": "localhost"}, "NATS_EMBEDDED_LISTEN"},
+		{"zero body memory", map[string]string{"MAX_BODY_MEMORY": "0"}, "MAX_BODY_MEMORY"},
+		{"zero replicas", map[string]string{"NATS_STREAM_REPLICAS": "0"}, "NATS_STREAM_REPLICAS"},
+		{"stream kept shorter than the dedup window", map[string]string{"NATS_STREAM_MAX_AGE": "30m"}, "NATS_STREAM_MAX_AGE"},
+		{"negative stream size", map[string]string{"NATS_STREAM_MAX_BYTES": "-1"}, "NATS_STREAM_MAX_BYTES"},
+		{"zero families", map[string]string{"NATS_STREAM_MAX_FAMILIES": "0"}, "NATS_STREAM_MAX_FAMILIES"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

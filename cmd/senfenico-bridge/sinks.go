@@ -5,6 +5,8 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"strings"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -20,15 +22,18 @@ import (
 // sinkStack is the sink the bridge publishes to, and what must be stopped
 // after it.
 type sinkStack struct {
+	// built are the sinks connected so far, each closed on teardown.
+	built    []sinks.Sink
 	sink     sinks.Sink
 	embedded *natsembed.Server
 }
 
-// close closes the sinks, then the embedded server they may publish to.
+// close closes the sinks, then the embedded server they may publish to,
+// within ctx: a broker that never answers does not hold the exit.
 func (s *sinkStack) close(ctx context.Context) error {
 	var errs []error
-	if s.sink != nil {
-		errs = append(errs, s.sink.Close(ctx))
+	for _, b := range s.built {
+		errs = append(errs, b.Close(ctx))
 	}
 	if s.embedded != nil {
 		errs = append(errs, s.embedded.Shutdown(ctx))
@@ -36,104 +41,140 @@ func (s *sinkStack) close(ctx context.Context) error {
 	return errors.Join(errs...)
 }
 
+// storeAware is the NATS sink on the embedded server, not ready while the
+// server's store cannot write (a full DATA_DIR): the connection is up then,
+// but no publish can be confirmed.
+type storeAware struct {
+	sinks.Sink
+	store *natsembed.Server
+}
+
+func (s storeAware) Ready(ctx context.Context) error {
+	if err := s.store.StoreReady(); err != nil {
+		return fmt.Errorf("%w: %w", sinks.ErrUnavailable, err)
+	}
+	return s.Sink.Ready(ctx)
+}
+
+// waitLogInterval is how often a start-up wait for a broker says what it
+// waits for.
+const waitLogInterval = 5 * time.Second
+
 // buildSinks connects every sink SINKS names. Each gets an in-process
 // deduplication window (the only one for core NATS and Kafka, a first line in
-// front of JetStream's), each is instrumented, several are fanned out.
-func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer) (_ *sinkStack, err error) {
-	stack := &sinkStack{}
-	var built []sinks.Sink
-	defer func() {
-		if err != nil {
-			for _, s := range built {
-				s.Close(context.Background())
-			}
-			stack.sink = nil
-			err = errors.Join(err, stack.close(context.Background()))
-		}
-	}()
+// front of JetStream's), each is instrumented, several are fanned out. It
+// waits for unreachable brokers until ctx ends, saying so every few
+// seconds. On error, what was built is left in the stack for the caller to
+// close within its shutdown deadline.
+func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, stack *sinkStack) error {
 	metrics := sinkmetrics.New(reg)
 	window := cfg.dedupConfig()
 	for _, name := range cfg.Sinks {
-		var s sinks.Sink
 		switch name {
 		case "nats":
 			ns, err := buildNATS(ctx, cfg, logger, stack)
 			if err != nil {
-				return nil, err
+				return err
+			}
+			var s sinks.Sink = ns
+			if stack.embedded != nil {
+				s = storeAware{Sink: ns, store: stack.embedded}
 			}
 			// JetStream drops a resend from the stream, but a JetStream
 			// publish is also a plain publish that core subscribers receive;
 			// the in-process window keeps a resend to this instance off the
 			// wire altogether, in both modes.
-			s = dedup.Wrap(metrics.Wrap(ns), window)
+			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(s), window))
 		case "kafka":
-			ks, err := kafkasink.New(ctx, kafkasink.Config{
-				Brokers:          cfg.KafkaBrokers,
-				TopicPartitions:  cfg.KafkaTopicPartitions,
-				TopicReplication: cfg.KafkaTopicReplication,
-				TLS:              cfg.KafkaTLS,
-				CAFile:           cfg.KafkaTLSCA,
-				CertFile:         cfg.KafkaTLSCert,
-				KeyFile:          cfg.KafkaTLSKey,
-				SASLMechanism:    cfg.KafkaSASLMechanism,
-				SASLUsername:     cfg.KafkaSASLUsername,
-				SASLPassword:     cfg.KafkaSASLPassword,
-				Logger:           logger,
+			brokers := strings.Join(redactBrokers(cfg.KafkaBrokers), ",")
+			ks, err := waitForBroker(ctx, logger, "KAFKA_BROKERS", brokers, func(ctx context.Context) (*kafkasink.Sink, error) {
+				return kafkasink.New(ctx, cfg.kafkaConfig(logger))
 			})
 			if err != nil {
-				return nil, fmt.Errorf("kafka sink (KAFKA_BROKERS %v): %w", cfg.KafkaBrokers, err)
+				return &environmentError{"KAFKA_BROKERS", brokers, err}
 			}
-			s = dedup.Wrap(metrics.Wrap(ks), window)
+			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(ks), window))
 		}
-		built = append(built, s)
 	}
-	if len(built) == 1 {
-		stack.sink = built[0]
+	if len(stack.built) == 1 {
+		stack.sink = stack.built[0]
 	} else {
-		stack.sink = fanout.New(built...)
+		stack.sink = fanout.New(stack.built...)
 	}
-	return stack, nil
+	return nil
 }
 
 // buildNATS connects to NATS_URL, or starts the embedded server when it is
-// empty and connects to that in process.
+// empty and connects to that.
 func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sinkStack) (*natssink.Sink, error) {
-	ncfg := natssink.Config{
-		URL:          cfg.NATSURL,
-		Mode:         cfg.NATSMode,
-		Stream:       cfg.NATSStream,
-		Subjects:     natssink.StreamSubjects(cfg.TopicPrefix, cfg.DeadLetterSubject),
-		DedupWindow:  cfg.DedupWindow,
-		CredsFile:    cfg.NATSCreds,
-		NKeySeedFile: cfg.NATSNKeySeed,
-		Token:        cfg.NATSToken,
-		User:         cfg.NATSUser,
-		Password:     cfg.NATSPassword,
-		CAFile:       cfg.NATSTLSCA,
-		CertFile:     cfg.NATSTLSCert,
-		KeyFile:      cfg.NATSTLSKey,
-		Logger:       logger,
-	}
+	ncfg := cfg.natsConfig(logger)
+	variable, shown := "NATS_URL", redactURLs(cfg.NATSURL)
 	if cfg.NATSURL == "" {
-		srv, err := natsembed.Start(natsembed.EmbeddedConfig{
-			Listen:   cfg.NATSEmbeddedListen,
-			StoreDir: cfg.DataDir,
-			Logger:   logger,
-		})
-		if err != nil {
+		srv, err := natsembed.Start(cfg.embeddedConfig(logger))
+		switch {
+		case errors.Is(err, natsembed.ErrListen):
+			return nil, &environmentError{"NATS_EMBEDDED_LISTEN", cfg.NATSEmbeddedListen, err}
+		case errors.Is(err, natsembed.ErrStoreDir), errors.Is(err, natsembed.ErrStoreDirLocked):
+			return nil, &environmentError{"DATA_DIR", cfg.DataDir, err}
+		case err != nil:
 			return nil, fmt.Errorf("embedded NATS server (NATS_EMBEDDED_LISTEN %s, DATA_DIR %s): %w", cfg.NATSEmbeddedListen, cfg.DataDir, err)
 		}
 		stack.embedded = srv
+		access := "readers need no credentials"
+		if cfg.NATSEmbeddedReaderPassword != "" {
+			access = "readers log in as user reader with NATS_EMBEDDED_READER_PASSWORD"
+		}
 		logger.Info("embedded NATS server listening; subscribe with any NATS client",
-			slog.String("url", srv.ClientURL()), slog.String("data_dir", cfg.DataDir))
+			slog.String("url", srv.ClientURL()), slog.String("data_dir", cfg.DataDir), slog.String("access", access))
+		user, password := srv.BridgeCredentials()
 		// Loopback TCP, not nats.InProcessServer: the in-process connection
 		// is a net.Pipe, unbuffered and synchronous, and measured about 3.5
 		// times slower under load (BENCHMARKS.md).
-		ncfg.URL = srv.ClientURL()
+		ncfg = toEmbedded(ncfg, srv.ClientURL(), user, password)
+		variable, shown = "NATS_EMBEDDED_LISTEN", srv.ClientURL()
 	}
-	s, err := natssink.New(ctx, ncfg)
+	s, err := waitForBroker(ctx, logger, variable, shown, func(ctx context.Context) (*natssink.Sink, error) {
+		return natssink.New(ctx, ncfg)
+	})
 	if err != nil {
-		return nil, fmt.Errorf("nats sink (NATS_URL %q): %w", cfg.NATSURL, err)
+		return nil, &environmentError{variable, shown, err}
 	}
 	return s, nil
+}
+
+// waitForBroker runs connect, which retries until its ctx ends, and logs
+// every few seconds what it waits for. It returns as soon as ctx ends
+// (SIGINT/SIGTERM), even while connect is inside one attempt; a sink
+// connected after that is closed in the background.
+func waitForBroker[S sinks.Sink](ctx context.Context, logger *slog.Logger, variable, shown string, connect func(context.Context) (S, error)) (S, error) {
+	type result struct {
+		sink S
+		err  error
+	}
+	done := make(chan result, 1)
+	go func() {
+		s, err := connect(ctx)
+		done <- result{s, err}
+	}()
+	began := time.Now()
+	ticker := time.NewTicker(waitLogInterval)
+	defer ticker.Stop()
+	for {
+		select {
+		case r := <-done:
+			return r.sink, r.err
+		case <-ticker.C:
+			logger.Warn("waiting for the broker to accept a connection; retrying (SIGINT or SIGTERM stops)",
+				slog.String("variable", variable), slog.String("address", shown),
+				slog.Duration("waited", time.Since(began).Round(time.Second)))
+		case <-ctx.Done():
+			go func() {
+				if r := <-done; r.err == nil {
+					r.sink.Close(context.Background())
+				}
+			}()
+			var zero S
+			return zero, fmt.Errorf("stopped while waiting for the broker to accept a connection: %w", ctx.Err())
+		}
+	}
 }

@@ -57,21 +57,23 @@ type Config struct {
 	Now func() time.Time
 }
 
-// Validate reports an error wrapping ErrInvalidConfig when a field is
-// negative or MaxEntries exceeds MaxMaxEntries; zero fields mean their
-// default.
+// Validate reports the first field that is negative, or MaxEntries above
+// MaxMaxEntries, as an error wrapping both ErrInvalidConfig and a
+// *sinks.FieldError; zero fields mean their default.
 func (c Config) Validate() error {
-	var errs []error
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrInvalidConfig, &sinks.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
 	if c.Window < 0 {
-		errs = append(errs, fmt.Errorf("%w: negative window %s", ErrInvalidConfig, c.Window))
+		return bad("Window", "%s is negative", c.Window)
 	}
 	if c.MaxEntries < 0 {
-		errs = append(errs, fmt.Errorf("%w: negative max entries %d", ErrInvalidConfig, c.MaxEntries))
+		return bad("MaxEntries", "%d is negative", c.MaxEntries)
 	}
 	if c.MaxEntries > MaxMaxEntries {
-		errs = append(errs, fmt.Errorf("%w: max entries %d above %d", ErrInvalidConfig, c.MaxEntries, MaxMaxEntries))
+		return bad("MaxEntries", "%d is above the limit of %d", c.MaxEntries, MaxMaxEntries)
 	}
-	return errors.Join(errs...)
+	return nil
 }
 
 // key is what the window remembers of an ID: the first 128 bits of its

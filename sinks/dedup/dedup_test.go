@@ -386,22 +386,29 @@ func TestDelegation(t *testing.T) {
 
 func TestConfigValidate(t *testing.T) {
 	tests := []struct {
-		name    string
-		cfg     dedup.Config
-		wantErr bool
+		name      string
+		cfg       dedup.Config
+		wantField string
 	}{
-		{"zero uses defaults", dedup.Config{}, false},
-		{"explicit", dedup.Config{Window: time.Hour, MaxEntries: 10}, false},
-		{"negative window", dedup.Config{Window: -time.Second}, true},
-		{"negative max entries", dedup.Config{MaxEntries: -1}, true},
-		{"max entries beyond the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries + 1}, true},
-		{"max entries at the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries}, false},
+		{"zero uses defaults", dedup.Config{}, ""},
+		{"explicit", dedup.Config{Window: time.Hour, MaxEntries: 10}, ""},
+		{"negative window", dedup.Config{Window: -time.Second}, "Window"},
+		{"negative max entries", dedup.Config{MaxEntries: -1}, "MaxEntries"},
+		{"max entries beyond the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries + 1}, "MaxEntries"},
+		{"max entries at the cap", dedup.Config{MaxEntries: dedup.MaxMaxEntries}, ""},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			err := tt.cfg.Validate()
-			if (err != nil) != tt.wantErr || (err != nil && !errors.Is(err, dedup.ErrInvalidConfig)) {
-				t.Fatalf("Validate() = %v, wantErr %v", err, tt.wantErr)
+			if tt.wantField == "" {
+				if err != nil {
+					t.Fatalf("Validate() = %v, want nil", err)
+				}
+				return
+			}
+			var fe *sinks.FieldError
+			if !errors.Is(err, dedup.ErrInvalidConfig) || !errors.As(err, &fe) || fe.Field != tt.wantField {
+				t.Fatalf("Validate() = %v, want ErrInvalidConfig and a FieldError on %s", err, tt.wantField)
 			}
 		})
 	}

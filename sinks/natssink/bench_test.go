@@ -16,7 +16,7 @@ import (
 func BenchmarkPublish(b *testing.B) {
 	for _, mode := range []string{natssink.ModeJetStream, natssink.ModeCore} {
 		b.Run(mode, func(b *testing.B) {
-			srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: b.TempDir()})
+			srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: b.TempDir(), OpenAccess: true})
 			if err != nil {
 				b.Fatal(err)
 			}

@@ -19,7 +19,7 @@ import (
 // an event's size, one batch at a time, each with its own Nats-Msg-Id. The
 // per-batch cost shows against the per-message one (BENCHMARKS.md).
 func BenchmarkAtomicBatch(b *testing.B) {
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: b.TempDir()})
+	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: b.TempDir(), OpenAccess: true})
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -13,17 +13,38 @@ import (
 	"fmt"
 	"log/slog"
 	"net"
+	"os"
 	"strconv"
+	"strings"
+	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
 	"github.com/nats-io/nats.go"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
 // Errors returned by Start and Shutdown, possibly wrapped.
 var (
-	// ErrConfig means the EmbeddedConfig is invalid.
+	// ErrConfig means the EmbeddedConfig is invalid; the error also holds a
+	// *sinks.FieldError naming the field.
 	ErrConfig = errors.New("natsembed: invalid config")
+	// ErrListen means the server cannot listen on EmbeddedConfig.Listen
+	// (another process holds the address, or it is not local).
+	ErrListen = errors.New("natsembed: cannot listen")
+	// ErrStoreDir means EmbeddedConfig.StoreDir cannot hold the server's
+	// data: it is not a directory, cannot be created, or is not writable.
+	ErrStoreDir = errors.New("natsembed: store directory unusable")
+	// ErrStoreDirLocked means another running process (another bridge)
+	// already uses EmbeddedConfig.StoreDir. Two servers on one store corrupt
+	// each other's streams.
+	ErrStoreDirLocked = errors.New("natsembed: store directory in use by another process")
+	// ErrStoreFailing is returned by Server.StoreReady while JetStream
+	// cannot store (a full disk), until it was restarted on a store that
+	// takes writes again.
+	ErrStoreFailing = errors.New("natsembed: store cannot take writes")
 	// ErrNotReady means the server did not accept connections in time.
 	ErrNotReady = errors.New("natsembed: server not ready")
 )
@@ -39,17 +60,35 @@ const (
 	// DefaultReadyTimeout bounds how long Start waits for the server,
 	// including the JetStream recovery of an existing StoreDir.
 	DefaultReadyTimeout = 30 * time.Second
+	// DefaultStoreCheckInterval is how often the server's JetStream health
+	// is checked to recover from a full disk (see EmbeddedConfig).
+	DefaultStoreCheckInterval = time.Second
 )
 
 // EmbeddedConfig configures the in-process server. The zero value is not
 // usable: StoreDir is required.
+//
+// Access: the server has two users. BridgeUser, with a password drawn at
+// random by Start (never logged, never written anywhere; read it with
+// Server.BridgeCredentials), may do anything. ReaderUser may subscribe to
+// any subject, read streams and create, use and delete consumers, but not
+// publish events nor create, change, purge or delete a stream. A client
+// without credentials is ReaderUser, unless ReaderPassword is set.
+//
+// Disk: when the store cannot write (a full disk), nats-server marks the
+// stream as failed for good, or disables JetStream. The server checks its
+// JetStream health every StoreCheckInterval and, once StoreDir takes writes
+// again, restarts JetStream from the store, so publishing resumes without a
+// restart of the process.
 type EmbeddedConfig struct {
 	// Listen is the host:port the server accepts clients on. Default
 	// DefaultListen. Port 0 or -1 picks a free port (read it back with
 	// Server.ClientURL).
 	Listen string
 	// StoreDir is the directory that holds JetStream data (DATA_DIR). It is
-	// required, and must be the same across restarts for messages to survive.
+	// required, and must be the same across restarts for messages to
+	// survive. Start creates it if needed and holds an exclusive lock on it
+	// until Shutdown: one store, one server.
 	StoreDir string
 	// MaxPayload is the largest message (body plus headers) the server takes.
 	// Default DefaultMaxPayload.
@@ -57,31 +96,57 @@ type EmbeddedConfig struct {
 	// ReadyTimeout bounds how long Start waits for the server to accept
 	// connections. Default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
-	// Logger receives the server's own log lines (notices at Info, warnings,
-	// errors). Nil discards them.
+	// ReaderPassword, when set, turns anonymous access off: readers log in
+	// as ReaderUser with this password. Empty: clients without credentials
+	// are readers.
+	ReaderPassword string
+	// OpenAccess turns authentication off altogether: any client may publish
+	// anything and administer streams, as on a plain nats-server. For test
+	// servers that stand in for an operator's own server only.
+	OpenAccess bool
+	// StoreCheckInterval is how often JetStream's health is checked (see
+	// above). Default DefaultStoreCheckInterval.
+	StoreCheckInterval time.Duration
+	// Logger receives the server's own log lines (notices at Debug,
+	// warnings, errors) and the store recovery's. Nil discards them.
 	Logger *slog.Logger
 }
 
-// Validate reports a config that Start would refuse, as an error wrapping
-// ErrConfig.
+// LogValue keeps ReaderPassword out of logs.
+func (c EmbeddedConfig) LogValue() slog.Value {
+	return slog.GroupValue(
+		slog.String("listen", c.Listen),
+		slog.String("store_dir", c.StoreDir),
+		slog.Bool("reader_password_set", c.ReaderPassword != ""),
+		slog.Bool("open_access", c.OpenAccess),
+	)
+}
+
+// Validate reports the first field Start would refuse, as an error wrapping
+// both ErrConfig and a *sinks.FieldError.
 func (c EmbeddedConfig) Validate() error {
-	var errs []error
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrConfig, &sinks.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
+	}
 	if c.StoreDir == "" {
-		errs = append(errs, errors.New("field StoreDir is required"))
+		return bad("StoreDir", "required")
 	}
 	if c.Listen != "" {
 		if _, _, err := splitListen(c.Listen); err != nil {
-			errs = append(errs, err)
+			return bad("Listen", "%v", err)
 		}
 	}
 	if c.MaxPayload < 0 {
-		errs = append(errs, fmt.Errorf("field MaxPayload %d is negative", c.MaxPayload))
+		return bad("MaxPayload", "%d is negative", c.MaxPayload)
 	}
 	if c.ReadyTimeout < 0 {
-		errs = append(errs, fmt.Errorf("field ReadyTimeout %v is negative", c.ReadyTimeout))
+		return bad("ReadyTimeout", "%v is negative", c.ReadyTimeout)
 	}
-	if err := errors.Join(errs...); err != nil {
-		return fmt.Errorf("%w: %w", ErrConfig, err)
+	if c.StoreCheckInterval < 0 {
+		return bad("StoreCheckInterval", "%v is negative", c.StoreCheckInterval)
+	}
+	if c.OpenAccess && c.ReaderPassword != "" {
+		return bad("ReaderPassword", "has no effect with OpenAccess")
 	}
 	return nil
 }
@@ -89,11 +154,11 @@ func (c EmbeddedConfig) Validate() error {
 func splitListen(listen string) (string, int, error) {
 	host, portText, err := net.SplitHostPort(listen)
 	if err != nil {
-		return "", 0, fmt.Errorf("field Listen %q: %w", listen, err)
+		return "", 0, fmt.Errorf("%q is not host:port: %w", listen, err)
 	}
 	port, err := strconv.Atoi(portText)
 	if err != nil || port < -1 || port > 65535 {
-		return "", 0, fmt.Errorf("field Listen %q: bad port", listen)
+		return "", 0, fmt.Errorf("%q: bad port", listen)
 	}
 	if port == 0 {
 		// nats-server reads 0 as "the default port 4222"; -1 is its
@@ -106,12 +171,25 @@ func splitListen(listen string) (string, int, error) {
 // Server is a running in-process nats-server. Its methods are safe for
 // concurrent use.
 type Server struct {
-	ns *server.Server
+	ns             *server.Server
+	bridgePassword string
+	storeLock      *os.File
+	stopWatch      context.CancelFunc
+	watchDone      chan struct{}
+	closeOnce      sync.Once
+	stopped        chan struct{}
+	// jetStreamConfig is JetStream's configuration as first started.
+	jetStreamConfig server.JetStreamConfig
+	// problem is the last store check's finding; "" when healthy.
+	problem atomic.Pointer[string]
 }
 
 // Start starts a server with JetStream enabled and returns once it accepts
-// connections. It does not install signal handlers; the caller stops it with
-// Shutdown. Errors wrap ErrConfig or ErrNotReady, or come from nats-server.
+// connections, or at once when it cannot: the address is taken (ErrListen),
+// StoreDir is unusable (ErrStoreDir) or used by another process
+// (ErrStoreDirLocked). It does not install signal handlers; the caller
+// stops it with Shutdown. Other errors wrap ErrConfig or ErrNotReady, or
+// come from nats-server.
 func Start(cfg EmbeddedConfig) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
@@ -125,9 +203,41 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 	if cfg.ReadyTimeout == 0 {
 		cfg.ReadyTimeout = DefaultReadyTimeout
 	}
+	if cfg.StoreCheckInterval == 0 {
+		cfg.StoreCheckInterval = DefaultStoreCheckInterval
+	}
+	logger := cfg.Logger
+	if logger == nil {
+		logger = slog.New(slog.DiscardHandler)
+	}
 	host, port, err := splitListen(cfg.Listen)
 	if err != nil {
 		return nil, fmt.Errorf("%w: %w", ErrConfig, err)
+	}
+	lock, err := lockStoreDir(cfg.StoreDir)
+	if err != nil {
+		return nil, err
+	}
+	started := false
+	defer func() {
+		if !started {
+			lock.Close()
+		}
+	}()
+	// nats-server reports a busy port only through its logger, after which
+	// it never becomes ready: checking first turns a long wait into a clear
+	// error. The fatal hook below catches the address being taken between
+	// this check and the server's own listen.
+	if port != server.RANDOM_PORT {
+		ln, err := net.Listen("tcp", net.JoinHostPort(host, strconv.Itoa(port)))
+		if err != nil {
+			return nil, fmt.Errorf("%w on %s: %w", ErrListen, cfg.Listen, err)
+		}
+		ln.Close()
+	}
+	bridgePassword, err := randomPassword()
+	if err != nil {
+		return nil, err
 	}
 	opts := &server.Options{
 		ServerName: "senfenico-bridge",
@@ -140,22 +250,68 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		// The bridge's main owns the signals and shuts the server down in
 		// its own order (HTTP first, then sinks, then this server).
 		NoSigs: true,
-		NoLog:  cfg.Logger == nil,
+	}
+	if !cfg.OpenAccess {
+		if err := restrictAccess(opts, bridgePassword, cfg.ReaderPassword); err != nil {
+			return nil, err
+		}
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: %w", err)
 	}
-	if cfg.Logger != nil {
-		ns.SetLoggerV2(slogAdapter{cfg.Logger.With("component", "nats-server")}, false, false, false)
-	}
+	fatal := make(chan string, 1)
+	ns.SetLoggerV2(&slogAdapter{l: logger.With("component", "nats-server"), fatal: fatal}, false, false, false)
 	ns.Start()
-	if !ns.ReadyForConnections(cfg.ReadyTimeout) {
+	if err := waitReady(ns, cfg, fatal); err != nil {
 		ns.Shutdown()
 		ns.WaitForShutdown()
-		return nil, fmt.Errorf("%w within %v (listen %s, store %s)", ErrNotReady, cfg.ReadyTimeout, cfg.Listen, cfg.StoreDir)
+		return nil, err
 	}
-	return &Server{ns: ns}, nil
+	started = true
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	s := &Server{
+		ns: ns, bridgePassword: bridgePassword, storeLock: lock, jetStreamConfig: *ns.JetStreamConfig(),
+		stopWatch: stopWatch, watchDone: make(chan struct{}), stopped: make(chan struct{}),
+	}
+	go s.watchStore(watchCtx, cfg, logger)
+	return s, nil
+}
+
+// waitReady waits until ns accepts connections, returning early when
+// nats-server reports a fatal error (it does not stop by itself then).
+func waitReady(ns *server.Server, cfg EmbeddedConfig, fatal <-chan string) error {
+	deadline := time.Now().Add(cfg.ReadyTimeout)
+	for {
+		select {
+		case msg := <-fatal:
+			switch {
+			case strings.Contains(msg, "listening"):
+				return fmt.Errorf("%w on %s: %s", ErrListen, cfg.Listen, msg)
+			case strings.Contains(msg, "JetStream"):
+				return fmt.Errorf("%w: %s: %s", ErrStoreDir, cfg.StoreDir, msg)
+			default:
+				return fmt.Errorf("natsembed: %s", msg)
+			}
+		default:
+		}
+		if ns.ReadyForConnections(50 * time.Millisecond) {
+			if !ns.JetStreamEnabled() {
+				return fmt.Errorf("%w: %s: JetStream did not start", ErrStoreDir, cfg.StoreDir)
+			}
+			return nil
+		}
+		if time.Now().After(deadline) {
+			return fmt.Errorf("%w within %v (listen %s, store %s)", ErrNotReady, cfg.ReadyTimeout, cfg.Listen, cfg.StoreDir)
+		}
+	}
+}
+
+// BridgeCredentials returns the user name and password of the one user that
+// may publish and administer streams. The password is drawn at random by
+// Start: do not log it.
+func (s *Server) BridgeCredentials() (user, password string) {
+	return BridgeUser, s.bridgePassword
 }
 
 // ClientURL returns the nats:// URL TCP clients connect to.
@@ -165,7 +321,8 @@ func (s *Server) ClientURL() string {
 
 // ConnectOption returns the nats.go option that connects a client to this
 // server in process, without a TCP socket. A client built with it does not
-// reconnect after Shutdown.
+// reconnect after Shutdown. It authenticates like a TCP client: add
+// nats.UserInfo with BridgeCredentials to publish.
 func (s *Server) ConnectOption() nats.Option {
 	return nats.InProcessServer(s.ns)
 }
@@ -176,17 +333,22 @@ func (s *Server) NATS() *server.Server {
 }
 
 // Shutdown stops the server, closing client connections and flushing
-// JetStream to disk, and waits for it until ctx ends. It is idempotent. It
-// returns ctx's error when the server is still stopping at that point.
+// JetStream to disk, then releases StoreDir; it waits until ctx ends. It is
+// idempotent. It returns ctx's error when the server is still stopping at
+// that point (StoreDir then stays locked until the process exits).
 func (s *Server) Shutdown(ctx context.Context) error {
-	done := make(chan struct{})
-	go func() {
-		s.ns.Shutdown()
-		s.ns.WaitForShutdown()
-		close(done)
-	}()
+	s.closeOnce.Do(func() {
+		s.stopWatch()
+		go func() {
+			<-s.watchDone
+			s.ns.Shutdown()
+			s.ns.WaitForShutdown()
+			s.storeLock.Close()
+			close(s.stopped)
+		}()
+	})
 	select {
-	case <-done:
+	case <-s.stopped:
 		return nil
 	case <-ctx.Done():
 		return fmt.Errorf("natsembed: shutdown: %w", ctx.Err())
@@ -196,19 +358,37 @@ func (s *Server) Shutdown(ctx context.Context) error {
 // slogAdapter routes nats-server's printf-style logging to slog.
 type slogAdapter struct {
 	l *slog.Logger
+	// fatal receives the first fatal message, for Start to return; later
+	// ones are logged.
+	fatal chan<- string
 }
 
 // Noticef logs at debug level: the server's notices are its start-up banner
 // and routine state, noise in the log of the process that embeds it, which
 // says itself where the server listens. Warnings and errors stay as they are.
-func (a slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Warnf(format string, v ...any)   { a.l.Warn(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Errorf(format string, v ...any)  { a.l.Error(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Debugf(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
-func (a slogAdapter) Tracef(format string, v ...any)  { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Noticef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Warnf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	// The passwords are drawn at start and live only in this process's
+	// memory; bcrypt would cost every connection a hash for nothing.
+	if strings.HasPrefix(msg, "Plaintext passwords detected") {
+		return
+	}
+	a.l.Warn(msg)
+}
+func (a *slogAdapter) Errorf(format string, v ...any) { a.l.Error(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Debugf(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
+func (a *slogAdapter) Tracef(format string, v ...any) { a.l.Debug(fmt.Sprintf(format, v...)) }
 
-// Fatalf is called by nats-server on unrecoverable errors; it logs and
-// leaves the decision to exit to the caller, which sees the server stop.
-func (a slogAdapter) Fatalf(format string, v ...any) {
-	a.l.Error(fmt.Sprintf(format, v...), "fatal", true)
+// Fatalf is called by nats-server on unrecoverable errors (a port it cannot
+// listen on, a store JetStream cannot use). The first one goes to Start,
+// which returns it as its error, so the operator reads it once; nats-server
+// does not exit by itself.
+func (a *slogAdapter) Fatalf(format string, v ...any) {
+	msg := fmt.Sprintf(format, v...)
+	select {
+	case a.fatal <- msg:
+	default:
+		a.l.Error(msg, "fatal", true)
+	}
 }

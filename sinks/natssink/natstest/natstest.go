@@ -46,7 +46,7 @@ func Start(t testing.TB) *Server {
 // StartAgain starts the server after Stop, on the same port and store.
 func (s *Server) StartAgain() {
 	s.t.Helper()
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: s.listen, StoreDir: s.storeDir})
+	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: s.listen, StoreDir: s.storeDir, OpenAccess: true})
 	if err != nil {
 		s.t.Fatalf("start nats-server: %v", err)
 	}

@@ -4,8 +4,10 @@ import (
 	"context"
 	"fmt"
 	"io"
+	"log/slog"
 	"reflect"
 	"strings"
+	"time"
 )
 
 func init() {
@@ -88,20 +90,31 @@ Exit status:
 		envDefault("LOG_FORMAT"), envDefault("LOG_LEVEL"))
 }
 
-// envDefault returns the envDefault tag of the config field read from
-// variable, or "empty" when it has none.
+// envDefault returns the default of the config field read from variable,
+// as the binary pre-fills it (defaultConfig), or "empty".
 func envDefault(variable string) string {
-	t := reflect.TypeFor[config]()
+	defaults := reflect.ValueOf(defaultConfig())
+	t := defaults.Type()
 	for i := range t.NumField() {
-		f := t.Field(i)
-		name, _, _ := strings.Cut(f.Tag.Get("env"), ",")
+		name, _, _ := strings.Cut(t.Field(i).Tag.Get("env"), ",")
 		if name != variable {
 			continue
 		}
-		if d, ok := f.Tag.Lookup("envDefault"); ok && d != "" {
-			return d
+		var text string
+		switch v := defaults.Field(i).Interface().(type) {
+		case []string:
+			text = strings.Join(v, ",")
+		case slog.Level:
+			text = strings.ToLower(v.String())
+		case time.Duration:
+			text = v.String()
+		default:
+			text = fmt.Sprint(v)
 		}
-		return "empty"
+		if text == "" {
+			return "empty"
+		}
+		return text
 	}
 	// Only serveUsage calls this, with constant names; a test covers them.
 	panic("envDefault: no config field reads " + variable)

@@ -157,16 +157,11 @@ func Sign(body []byte, key string) string {
 // decodes the envelope. It returns ErrMissingSignature, ErrBadSignature or
 // ErrMalformed (wrapped, with a reason that never quotes the body).
 func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
-	if signature == "" {
-		return Notification{}, ErrMissingSignature
+	if err := CheckSignatureForm(signature); err != nil {
+		return Notification{}, err
 	}
 	var want [sha256.Size]byte
-	if len(signature) != hex.EncodedLen(sha256.Size) {
-		return Notification{}, ErrBadSignature
-	}
-	if _, err := hex.Decode(want[:], []byte(signature)); err != nil {
-		return Notification{}, ErrBadSignature
-	}
+	hex.Decode(want[:], []byte(signature))
 
 	s := d.scratch.Get().(*scratch)
 	defer d.scratch.Put(s)
@@ -209,6 +204,24 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 func DocumentID(canonical []byte) string {
 	sum := sha256.Sum256(canonical)
 	return hex.EncodeToString(sum[:16])
+}
+
+// CheckSignatureForm returns ErrMissingSignature for an empty X-Webhook-Hash
+// and ErrBadSignature for one that is not a hex SHA-256 digest (which no
+// body can match), so that a caller can refuse before reading the body.
+func CheckSignatureForm(signature string) error {
+	if signature == "" {
+		return ErrMissingSignature
+	}
+	if len(signature) != hex.EncodedLen(sha256.Size) {
+		return ErrBadSignature
+	}
+	for i := 0; i < len(signature); i++ {
+		if c := signature[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return ErrBadSignature
+		}
+	}
+	return nil
 }
 
 // matchAny reports whether sha256(prefix+key) equals want for some key,

@@ -13,6 +13,7 @@ import (
 	"github.com/caarlos0/env/v11"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/dedup"
 )
 
@@ -93,7 +94,7 @@ func loadConfig(environ map[string]string) (config, error) {
 	// checks everything else.
 	bcfg.Validator = acceptAll{}
 	if err := bcfg.Validate(); err != nil {
-		var fe *bridge.FieldError
+		var fe *sinks.FieldError
 		if errors.As(err, &fe) {
 			return c, &configError{bridgeFieldVariables[fe.Field], fe.Reason}
 		}

@@ -267,6 +267,42 @@ func TestDuplicateResend(t *testing.T) {
 	}
 }
 
+// TestByteVariantsAreDuplicates: a captured delivery replayed in another
+// byte form that still verifies (the Python rule accepts any form of the
+// signed document) is the same notification: same ce-id, a duplicate,
+// nothing new published.
+func TestByteVariantsAreDuplicates(t *testing.T) {
+	canonical := `{"event": "checkout.success", "data": "{\"reference\": \"c-1\", \"amount\": 1000}"}`
+	sig := signed(canonical, testKey)
+	variants := []string{
+		canonical,
+		"\ufeff" + canonical,
+		`{"event":"checkout.success","data":"{\"reference\": \"c-1\", \"amount\": 1000}"}`,
+		"{\n  \"event\": \"checkout.\\u0073uccess\",\n  \"data\": \"{\\\"reference\\\": \\\"c-1\\\", \\\"amount\\\": 1000}\"\n}",
+		`{"event": "x.y", "data": "{}", "event": "checkout.success", "data": "{\"reference\": \"c-1\", \"amount\": 1000}"}`,
+	}
+	sink := memsink.New(memsink.WithDedupByID())
+	s := newTestServer(t, sink, nil)
+	var first accepted
+	for i, body := range variants {
+		rec := post(t, s.Handler(), body, sig)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("variant %d: status %d %s", i, rec.Code, rec.Body)
+		}
+		a := decodeAccepted(t, rec)
+		if i == 0 {
+			first = a
+			continue
+		}
+		if a.ID != first.ID || !a.Duplicate {
+			t.Fatalf("variant %d answered %+v, want a duplicate of %s", i, a, first.ID)
+		}
+	}
+	if n := len(sink.Messages()); n != 1 {
+		t.Fatalf("%d messages stored, want 1", n)
+	}
+}
+
 func TestDeadLetters(t *testing.T) {
 	tests := []struct {
 		name       string

@@ -107,13 +107,16 @@ func budgeted(c int) int64 {
 // readBody reads all of r (already limited to the largest accepted body by
 // http.MaxBytesReader) into a buffer that starts at firstBodyChunk and
 // doubles as bytes arrive, never beyond length when the client declared
-// one (net/http ends the body there). It takes from the budget what each
+// one, and returns *http.MaxBytesError for a body over MaxBodyBytes. It takes from the budget what each
 // growth adds beyond unbudgetedBodyBytes, waiting up to bodyMemoryWait, and
 // returns how much it took, which the caller gives back once nothing refers
 // to the body; on error it has given everything back itself. It returns
 // errBodyMemory when the budget stayed exhausted, or r's error.
 func (s *Server) readBody(ctx context.Context, r io.Reader, length int64) ([]byte, int64, error) {
-	limit := int(s.cfg.MaxBodyBytes)
+	// With a declared length net/http ends the body there, so a full buffer
+	// is the whole body. Without one, the buffer may hold one byte more
+	// than allowed, so that filling it proves the body too large.
+	limit := int(s.cfg.MaxBodyBytes) + 1
 	if length >= 0 {
 		limit = int(min(length, s.cfg.MaxBodyBytes))
 	}
@@ -124,23 +127,13 @@ func (s *Server) readBody(ctx context.Context, r io.Reader, length int64) ([]byt
 		return nil, 0, err
 	}
 	for {
-		if len(buf) == cap(buf) {
-			if cap(buf) >= limit {
-				// Full at the limit: the body must end here. A further byte
-				// means a body longer than allowed (the MaxBytesReader
-				// usually says so itself); EOF is success.
-				var probe [1]byte
-				n, err := r.Read(probe[:])
-				switch {
-				case n == 0 && errors.Is(err, io.EOF):
-					return buf, held, nil
-				case err != nil && !errors.Is(err, io.EOF):
-					return fail(err)
-				case n == 0:
-					continue
-				}
-				return fail(&http.MaxBytesError{Limit: int64(limit)})
+		if len(buf) == limit {
+			if length >= 0 {
+				return buf, held, nil
 			}
+			return fail(&http.MaxBytesError{Limit: s.cfg.MaxBodyBytes})
+		}
+		if len(buf) == cap(buf) {
 			grown := min(2*cap(buf), limit)
 			if more := budgeted(grown) - budgeted(cap(buf)); more > 0 {
 				waitCtx, cancel := context.WithTimeout(ctx, bodyMemoryWait)

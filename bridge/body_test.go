@@ -178,3 +178,26 @@ func TestUnverifiableSignatureRefusedUnread(t *testing.T) {
 		}
 	}
 }
+
+// TestBodyAtTheLimit: a body of exactly MaxBodyBytes is read, one byte more
+// is refused, with or without a declared length.
+func TestBodyAtTheLimit(t *testing.T) {
+	s := newTestServer(t, memsink.New(), func(c *Config) { c.MaxBodyBytes = 3000 })
+	for _, declared := range []bool{true, false} {
+		for _, size := range []int{3000, 3001} {
+			length := int64(-1)
+			if declared {
+				length = int64(size)
+			}
+			r := http.MaxBytesReader(httptest.NewRecorder(), io.NopCloser(bytes.NewReader(make([]byte, size))), s.cfg.MaxBodyBytes)
+			body, _, err := s.readBody(context.Background(), r, length)
+			_, tooLarge := errors.AsType[*http.MaxBytesError](err)
+			if size == 3000 && (err != nil || len(body) != size) {
+				t.Errorf("declared %v: %d bytes at the limit: read %d, err %v", declared, size, len(body), err)
+			}
+			if size == 3001 && !declared && !tooLarge {
+				t.Errorf("undeclared %d bytes over a %d limit: err %v, want MaxBytesError", size, s.cfg.MaxBodyBytes, err)
+			}
+		}
+	}
+}

@@ -61,7 +61,8 @@ type Config struct {
 	// MaxBodyBytes is the largest body accepted (MAX_BODY_BYTES, default 1 MiB).
 	MaxBodyBytes int64
 	// MaxBodyMemory bounds the request-body bytes held at once across all
-	// requests (MAX_BODY_MEMORY, default 64 MiB); at least MaxBodyBytes.
+	// requests (MAX_BODY_MEMORY, default 64 MiB, or MaxBodyBytes when that
+	// is larger); at least MaxBodyBytes.
 	// The first few KiB of each body are not counted (see
 	// unbudgetedBodyBytes), so a notification of ordinary size is never
 	// held up by large bodies. A request that needs more than is free waits
@@ -167,7 +168,7 @@ func (c Config) Validate() error {
 		return bad("Keys", "at least one webhook key is required")
 	}
 	for i, k := range c.Keys {
-		if k == "" {
+		if strings.TrimSpace(k) == "" {
 			return bad("Keys", "key %d of %d is empty", i+1, len(c.Keys))
 		}
 	}

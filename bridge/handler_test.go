@@ -562,6 +562,7 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no keys", func(c *Config) { c.Keys = nil }, "Keys"},
 		{"empty key", func(c *Config) { c.Keys = []string{"a", ""} }, "Keys"},
+		{"blank key", func(c *Config) { c.Keys = []string{"a", " \t"} }, "Keys"},
 		{"relative path", func(c *Config) { c.WebhookPath = "hooks" }, "WebhookPath"},
 		{"reserved path", func(c *Config) { c.WebhookPath = "/readyz" }, "WebhookPath"},
 		{"path wildcard", func(c *Config) { c.WebhookPath = "/webhooks/{name}" }, "WebhookPath"},

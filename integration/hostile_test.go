@@ -11,6 +11,7 @@ import (
 	"fmt"
 	"io"
 	"net"
+	"net/http"
 	"os"
 	"slices"
 	"strconv"
@@ -172,6 +173,9 @@ func TestHostileContentLengthFlood(t *testing.T) {
 	closeAll()
 	waitFor(t, func() bool { return inFlight() == 0 }, "the first wave gone")
 	flood()
+	// Every flood request is now either holding its share or waiting at
+	// most a second (the bridge's wait for memory) before its 503.
+	time.Sleep(1500 * time.Millisecond)
 	heap := p.metricValue(t, "go_memstats_heap_alloc_bytes")
 
 	genuine := notification("charge.success", randomReference(), 2000)
@@ -190,6 +194,82 @@ func TestHostileContentLengthFlood(t *testing.T) {
 		t.Errorf("heap holds %.0f MiB under the flood, more than %d MiB: memory follows claims", heap/(1<<20), maxGrowthKiB>>10)
 	}
 	assertAnswersStored(t, broker.URL(), first, during)
+}
+
+// TestHostileJunkBodyFlood: connections that send large unsigned bodies (a
+// well-formed but wrong signature, so each body is read in full before it
+// can be refused) hold at most MAX_BODY_MEMORY (64 MiB by default) between
+// them: the ones beyond it are answered 503 with Retry-After, and a genuine
+// delivery meanwhile is answered 200 and stored.
+func TestHostileJunkBodyFlood(t *testing.T) {
+	const (
+		connections = 256
+		bodySize    = 1 << 20
+		// Measured: the heap holds about 95 MiB (64 MiB of bodies, some of
+		// the buffers they grew out of, the rest of the process); at worst
+		// the garbage of growing doubles the bodies' share. With no budget
+		// the 256 bodies alone are 256 MiB.
+		maxHeap = 176 << 20
+	)
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL()})
+	host := strings.TrimPrefix(p.base, "http://")
+	head := fmt.Sprintf("POST /webhooks/senfenico HTTP/1.1\r\nHost: %s\r\nContent-Length: %d\r\nX-Webhook-Hash: %s\r\n\r\n",
+		host, bodySize, strings.Repeat("ab", 32))
+	junk := []byte(strings.Repeat("x", 64<<10))
+	refusals := make(chan string, connections)
+	var conns []net.Conn
+	t.Cleanup(func() {
+		for _, c := range conns {
+			c.Close()
+		}
+	})
+	for range connections {
+		c, err := net.Dial("tcp", host)
+		if err != nil {
+			t.Fatal(err)
+		}
+		conns = append(conns, c)
+		go func() {
+			// All of the body but its last byte: the request stays open,
+			// holding what it sent, until it is refused or cut off.
+			io.WriteString(c, head)
+			for sent := 0; sent < bodySize-1; {
+				n, err := c.Write(junk[:min(len(junk), bodySize-1-sent)])
+				if err != nil {
+					return
+				}
+				sent += n
+			}
+		}()
+		go func() {
+			if resp, err := http.ReadResponse(bufio.NewReader(c), nil); err == nil {
+				resp.Body.Close()
+				refusals <- fmt.Sprintf("%d %s", resp.StatusCode, resp.Header.Get("Retry-After"))
+			}
+		}()
+	}
+	first := <-refusals
+	if first != "503 5" {
+		t.Fatalf("first answer to the flood %q, want 503 with Retry-After", first)
+	}
+	// Every flood request is now either holding its share or waiting at
+	// most a second (the bridge's wait for memory) before its 503.
+	time.Sleep(1500 * time.Millisecond)
+	heap := p.metricValue(t, "go_memstats_heap_alloc_bytes")
+
+	genuine := notification("charge.success", randomReference(), 2000)
+	during := p.post(genuine, sign(genuine))
+	if during.Status != 200 {
+		t.Fatalf("genuine delivery during the flood: %+v", during)
+	}
+	refused := p.metricValue(t, `senfenico_bridge_requests_total{code="503",reason="body_memory_full"}`)
+	_, peak := memoryKiB(t, p.cmd.Process.Pid)
+	t.Logf("%v of %d flood requests refused for memory; heap %.1f MiB, peak RSS %d KiB", refused, connections, heap/(1<<20), peak)
+	if heap > maxHeap {
+		t.Errorf("heap holds %.0f MiB under the flood, more than %d MiB", heap/(1<<20), maxHeap>>20)
+	}
+	assertAnswersStored(t, broker.URL(), during)
 }
 
 // waitFor polls cond until it holds, failing the test after 30 s.

@@ -5,7 +5,10 @@ import (
 	"fmt"
 	"log/slog"
 	"net/http"
+	"strings"
 	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
 // SchemaMode says what the bridge does with an event that fails its schema.
@@ -36,6 +39,7 @@ const (
 	DefaultListenAddr        = ":8080"
 	DefaultWebhookPath       = "/webhooks/senfenico"
 	DefaultMaxBodyBytes      = 1 << 20
+	DefaultMaxBodyMemory     = 64 << 20
 	DefaultPublishTimeout    = 5 * time.Second
 	DefaultDeadLetterSubject = "senfenico.unroutable"
 	DefaultReadHeaderTimeout = 5 * time.Second
@@ -56,6 +60,14 @@ type Config struct {
 	Keys []string
 	// MaxBodyBytes is the largest body accepted (MAX_BODY_BYTES, default 1 MiB).
 	MaxBodyBytes int64
+	// MaxBodyMemory bounds the request-body bytes held at once across all
+	// requests (MAX_BODY_MEMORY, default 64 MiB, or MaxBodyBytes when that
+	// is larger); at least MaxBodyBytes.
+	// The first few KiB of each body are not counted (see
+	// unbudgetedBodyBytes), so a notification of ordinary size is never
+	// held up by large bodies. A request that needs more than is free waits
+	// briefly, then is answered 503 with Retry-After.
+	MaxBodyMemory int64
 	// PublishTimeout bounds the wait for the sink's confirmation; past it the
 	// answer is 503 (PUBLISH_TIMEOUT, default 5s).
 	PublishTimeout time.Duration
@@ -63,8 +75,16 @@ type Config struct {
 	// Empty, or tokens followed by a dot ("payments.").
 	TopicPrefix string
 	// DeadLetterSubject receives verified events that cannot be routed
-	// (DEAD_LETTER_SUBJECT, default "senfenico.unroutable").
+	// (DEAD_LETTER_SUBJECT, default "senfenico.unroutable"). An event could
+	// never be routed onto it: its first token (after TopicPrefix) may not
+	// be a documented family (DocumentedFamilies) or one of Families.
 	DeadLetterSubject string
+	// Families, when set, lists the first tokens of the events that are
+	// routed ("checkout", "charge", ...; EVENT_FAMILIES, comma-separated);
+	// other events go to the dead-letter subject (ReasonFamilyNotListed).
+	// Empty, the default, routes every well-formed family, so a family
+	// Senfenico adds later (refund.created) is routed under its own name.
+	Families []string
 	// SchemaMode is off, warn or enforce (SCHEMA_VALIDATION); empty means
 	// warn when Validator is set, off otherwise.
 	SchemaMode SchemaMode
@@ -88,22 +108,9 @@ type Config struct {
 // ErrConfig is wrapped by every error Validate returns.
 var ErrConfig = errors.New("bridge: invalid config")
 
-// FieldError names the Config field that Validate refused, so that callers
-// can report it under their own name for it (an environment variable).
-type FieldError struct {
-	// Field is the Config field's name.
-	Field string
-	// Reason says what is wrong, without the field's name.
-	Reason string
-}
-
-// Error returns "bridge: invalid config: Field: Reason".
-func (e *FieldError) Error() string {
-	return fmt.Sprintf("%v: %s: %s", ErrConfig, e.Field, e.Reason)
-}
-
-// Unwrap makes errors.Is(err, ErrConfig) true.
-func (e *FieldError) Unwrap() error { return ErrConfig }
+// DocumentedFamilies are the event families Senfenico documents: the first
+// token of every event name it sends today.
+var DocumentedFamilies = []string{"checkout", "charge", "settlement", "transfer"}
 
 func (c *Config) setDefaults() {
 	if c.ListenAddr == "" {
@@ -114,6 +121,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxBodyBytes == 0 {
 		c.MaxBodyBytes = DefaultMaxBodyBytes
+	}
+	if c.MaxBodyMemory == 0 {
+		c.MaxBodyMemory = max(DefaultMaxBodyMemory, c.MaxBodyBytes)
 	}
 	if c.PublishTimeout == 0 {
 		c.PublishTimeout = DefaultPublishTimeout
@@ -145,29 +155,31 @@ func (c *Config) setDefaults() {
 }
 
 // Validate reports the first invalid field, after defaults are applied to a
-// copy, as a *FieldError (which wraps ErrConfig).
+// copy, as a *sinks.FieldError wrapped with ErrConfig (errors.Is(err,
+// ErrConfig) and errors.As(err, &fieldErr) both hold). Field is the Config
+// field's name, or "timeouts" for ReadHeaderTimeout, ReadTimeout and
+// IdleTimeout.
 func (c Config) Validate() error {
 	c.setDefaults()
 	bad := func(field, format string, args ...any) error {
-		return &FieldError{Field: field, Reason: fmt.Sprintf(format, args...)}
+		return fmt.Errorf("%w: %w", ErrConfig, &sinks.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Keys) == 0 {
 		return bad("Keys", "at least one webhook key is required")
 	}
 	for i, k := range c.Keys {
-		if k == "" {
+		if strings.TrimSpace(k) == "" {
 			return bad("Keys", "key %d of %d is empty", i+1, len(c.Keys))
 		}
 	}
-	if len(c.WebhookPath) < 2 || c.WebhookPath[0] != '/' {
-		return bad("WebhookPath", "must start with / and name a path, got %q", c.WebhookPath)
-	}
-	switch c.WebhookPath {
-	case "/healthz", "/readyz", "/metrics":
-		return bad("WebhookPath", "%s is reserved", c.WebhookPath)
+	if err := validateWebhookPath(c.WebhookPath); err != nil {
+		return bad("WebhookPath", "%v", err)
 	}
 	if c.MaxBodyBytes < 0 {
 		return bad("MaxBodyBytes", "must be positive, got %d", c.MaxBodyBytes)
+	}
+	if c.MaxBodyMemory < c.MaxBodyBytes {
+		return bad("MaxBodyMemory", "must be at least MaxBodyBytes (%d), or no body of the largest accepted size could be read; got %d", c.MaxBodyBytes, c.MaxBodyMemory)
 	}
 	if c.PublishTimeout < 0 {
 		return bad("PublishTimeout", "must be positive, got %s", c.PublishTimeout)
@@ -175,8 +187,16 @@ func (c Config) Validate() error {
 	if err := validatePrefix(c.TopicPrefix); err != nil {
 		return bad("TopicPrefix", "%v", err)
 	}
+	for _, f := range c.Families {
+		if err := validateFamily(f); err != nil {
+			return bad("Families", "%v", err)
+		}
+	}
 	if err := validateSubject(c.DeadLetterSubject); err != nil {
 		return bad("DeadLetterSubject", "%v", err)
+	}
+	if family, ok := eventFamilyOf(c.DeadLetterSubject, c.TopicPrefix, c.Families); ok {
+		return bad("DeadLetterSubject", "%q is where %s events are routed: dead letters would mix with events", c.DeadLetterSubject, family)
 	}
 	switch c.SchemaMode {
 	case SchemaOff:
@@ -194,4 +214,38 @@ func (c Config) Validate() error {
 		return bad("MaxHeaderBytes", "must be positive, got %d", c.MaxHeaderBytes)
 	}
 	return nil
+}
+
+// validateWebhookPath accepts a literal path that ServeMux matches exactly:
+// segments of RFC 3986 unreserved characters ([A-Za-z0-9._~-]), none of
+// them "." or "..". Anything else is refused rather than interpreted:
+// "{name}" is a wildcard, a trailing "/" matches a whole subtree, "//" and
+// ".." are redirected by ServeMux, "?" and "#" are never part of a request's
+// path, and spaces or non-ASCII bytes are not sent unescaped.
+func validateWebhookPath(path string) error {
+	if len(path) < 2 || path[0] != '/' {
+		return fmt.Errorf("must start with / and name a path, got %q", path)
+	}
+	switch path {
+	case "/healthz", "/readyz", "/metrics":
+		return fmt.Errorf("%s is reserved", path)
+	}
+	for i := 1; i < len(path); i++ {
+		if c := path[i]; c != '/' && !isUnreserved(c) {
+			return fmt.Errorf("%q is not a literal path: %q at byte %d (allowed: A-Z a-z 0-9 . _ ~ - and /)", path, path[i:i+1], i)
+		}
+	}
+	for _, segment := range strings.Split(path[1:], "/") {
+		switch segment {
+		case "":
+			return fmt.Errorf("%q has an empty segment (\"//\", or a trailing \"/\", which matches a subtree)", path)
+		case ".", "..":
+			return fmt.Errorf("%q has a %q segment", path, segment)
+		}
+	}
+	return nil
+}
+
+func isUnreserved(c byte) bool {
+	return 'a' <= c && c <= 'z' || 'A' <= c && c <= 'Z' || '0' <= c && c <= '9' || c == '.' || c == '_' || c == '~' || c == '-'
 }

@@ -3,11 +3,9 @@ package bridge
 import (
 	"context"
 	"errors"
-	"io"
 	"log/slog"
 	"net/http"
 	"strconv"
-	"sync"
 	"time"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
@@ -33,6 +31,7 @@ var (
 	bodyUnreadable = []byte(`{"error": "could not read the request body"}` + "\n")
 	bodyTooLarge   = []byte(`{"error": "body too large"}` + "\n")
 	bodyUnavail    = []byte(`{"error": "event not confirmed by the broker, retry later"}` + "\n")
+	bodyBusy       = []byte(`{"error": "too many request bodies in progress, retry later"}` + "\n")
 )
 
 func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
@@ -55,84 +54,83 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		// Refused from the header alone: the body is never read.
 		return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
 	}
-	body, err := readBody(http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	signature := r.Header.Get(webhook.HeaderName)
+	switch err := webhook.CheckSignatureForm(signature); {
+	case errors.Is(err, webhook.ErrMissingSignature):
+		return s.fail(w, outMissingSig, bodyMissingSig), nil, nil
+	case err != nil:
+		// No body can match it: the body is never read.
+		return s.fail(w, outBadSig, bodyBadSig), nil, nil
+	}
+	body, held, err := s.readBody(r.Context(), http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
 		}
+		if errors.Is(err, errBodyMemory) {
+			return s.fail(w, outBodyMemory, bodyBusy), nil, nil
+		}
 		return s.fail(w, outUnreadable, bodyUnreadable), nil, nil
 	}
+	// A dead letter refers to the body until Publish returns; nothing does
+	// once the request is answered.
+	defer s.bodyBudget.give(held)
 
-	// Nothing refers to the body once the request is answered, unless it
-	// became a dead letter's body.
-	var msg *sinks.Message
-	defer func() {
-		if msg == nil || msg.DeadLetterReason == "" {
-			recycleBody(body)
-		}
-	}()
-
-	n, err := s.decoder.Decode(body, r.Header.Get(webhook.HeaderName))
+	n, err := s.decoder.Decode(body, signature)
 	switch {
-	case errors.Is(err, webhook.ErrMissingSignature):
-		return s.fail(w, outMissingSig, bodyMissingSig), nil, nil
 	case errors.Is(err, webhook.ErrMalformed):
 		return s.fail(w, outMalformed, bodyMalformed), nil, nil
 	case err != nil:
 		return s.fail(w, outBadSig, bodyBadSig), nil, nil
 	}
 
-	msg = s.router.message(&n, body, received)
-	out := outPublished
-	switch msg.DeadLetterReason {
-	case sinks.ReasonUnroutable:
-		out = outUnroutable
-	case sinks.ReasonMalformedData:
-		out = outMalformedData
-	case "":
-		out = s.checkSchema(msg, body)
+	msg := s.router.classify(&n, body, received)
+	if msg.DeadLetterReason == "" && s.warnQueue != nil {
+		s.queueSchemaCheck(&msg)
 	}
-
-	// The publish is bounded by PublishTimeout alone, not by the client's
-	// connection: once an event is on its way to the broker, finishing it
-	// (so that Senfenico's resend is answered as a duplicate) is better than
-	// abandoning it halfway because Senfenico hung up.
-	receipt, err := s.sink.Publish(s.deadlines.context(time.Now()), msg)
+	receipt, err := s.publish(&msg)
+	if errors.Is(err, sinks.ErrSubjectRefused) && msg.DeadLetterReason == "" {
+		// The broker will not take this family's subject, now or on a
+		// resend: keep the event as a dead letter (same ID) rather than
+		// refuse it for the hour Senfenico resends.
+		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, "the broker refused subject "+msg.Subject)
+		receipt, err = s.publish(&msg)
+	}
 	if err != nil {
-		return s.fail(w, outSinkUnavailable, bodyUnavail), msg, err
+		return s.fail(w, outSinkUnavailable, bodyUnavail), &msg, err
 	}
+	out := outcomeOf(msg.DeadLetterReason)
 	if receipt.Duplicate && out == outPublished {
 		out = outDuplicate
 	}
-	writeAccepted(w, msg, receipt.Duplicate)
-	return out, msg, nil
+	if out == outSchemaInvalid {
+		s.metrics.schemaInvalid.Inc()
+	}
+	writeAccepted(w, &msg, receipt.Duplicate)
+	return out, &msg, nil
 }
 
-// checkSchema validates a routed message. In enforce mode it does so on the
-// request path and turns an invalid message into a dead letter; in warn mode
-// the outcome cannot change the answer, so the check is queued for a
-// background worker and costs the request nothing but a channel send.
-func (s *Server) checkSchema(msg *sinks.Message, body []byte) outcome {
-	switch s.cfg.SchemaMode {
-	case SchemaWarn:
-		select {
-		case s.warnQueue <- schemaJob{event: msg.Type, id: msg.ID, body: msg.Body}:
-		default:
-			// Under a burst the worker may fall behind; dropping a check
-			// is better than slowing the answer Senfenico waits for.
-			s.metrics.schemaSkipped.Inc()
-		}
-		return outPublished
-	case SchemaEnforce:
-		err := s.cfg.Validator.Validate(msg.Type, msg.Body)
-		if err == nil {
-			return outPublished
-		}
-		s.metrics.schemaInvalid.Inc()
-		s.router.deadLetter(msg, body, msg.Type, sinks.ReasonSchema, headerSafe(err.Error(), 1024))
-		return outSchemaInvalid
+// publish hands msg to the sink, bounded by PublishTimeout alone, not by the
+// client's connection: once an event is on its way to the broker, finishing
+// it (so that Senfenico's resend is answered as a duplicate) is better than
+// abandoning it halfway because Senfenico hung up.
+func (s *Server) publish(msg *sinks.Message) (sinks.Receipt, error) {
+	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
+	defer cancel()
+	return s.sink.Publish(ctx, msg)
+}
+
+// queueSchemaCheck hands a routed message to the warn-mode worker: the
+// outcome cannot change the answer, so the check costs the request nothing
+// but a channel send.
+func (s *Server) queueSchemaCheck(msg *sinks.Message) {
+	select {
+	case s.warnQueue <- schemaJob{event: msg.Type, id: msg.ID, body: msg.Body}:
+	default:
+		// Under a burst the worker may fall behind; dropping a check is
+		// better than slowing the answer Senfenico waits for.
+		s.metrics.schemaSkipped.Inc()
 	}
-	return outPublished
 }
 
 // schemaJob is one warn-mode check. body is the message body the bridge
@@ -209,42 +207,6 @@ func writeAccepted(w http.ResponseWriter, msg *sinks.Message, duplicate bool) {
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)
 	w.Write(b)
-}
-
-// Request bodies of ordinary size are recycled: a notification is under a
-// kilobyte, and a fresh zeroed buffer per request was a tenth of the bytes
-// the bridge allocated under load. The pool holds fixed-size arrays, so
-// handing one back allocates nothing.
-const pooledBodySize = 2 << 10
-
-var bodyPool = sync.Pool{New: func() any { return new([pooledBodySize]byte) }}
-
-// readBody reads the whole body; a body of known length up to
-// pooledBodySize goes into a recycled buffer, which the caller hands back
-// with recycleBody once nothing refers to it.
-func readBody(r io.Reader, length int64) ([]byte, error) {
-	if length < 0 {
-		return io.ReadAll(r)
-	}
-	var body []byte
-	if length <= pooledBodySize {
-		body = bodyPool.Get().(*[pooledBodySize]byte)[:length]
-	} else {
-		body = make([]byte, length)
-	}
-	if _, err := io.ReadFull(r, body); err != nil {
-		recycleBody(body)
-		return nil, err
-	}
-	return body, nil
-}
-
-// recycleBody returns a body from readBody to the pool; others are left to
-// the GC.
-func recycleBody(body []byte) {
-	if cap(body) == pooledBodySize {
-		bodyPool.Put((*[pooledBodySize]byte)(body[:pooledBodySize]))
-	}
 }
 
 // logRequest writes the request's one log line: warn for a 503, with the

@@ -7,6 +7,7 @@ import (
 	"net/http/httptest"
 	"testing"
 
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/pyjson"
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
@@ -23,6 +24,8 @@ func FuzzHandler(f *testing.F) {
 	f.Add([]byte(`{"event": "a.b", "data": "{\"reference\": \"\\ud83d\\ude00\"}"}`))
 	f.Add([]byte(`{"event": "a.b", "data": {"x": -0, "y": 1e400}}`))
 	f.Add([]byte(`{"event": "a b", "data": []}`))
+	f.Add([]byte(`{"event": "a.b", "data": {"amount": 999999999, "amount": 1000}}`))
+	f.Add([]byte(`{"event": "_INBOX.x", "data": {}}`))
 	sink := memsink.New()
 	s, err := New(Config{Keys: []string{testKey}}, sink, nil)
 	if err != nil {
@@ -56,6 +59,16 @@ func FuzzHandler(f *testing.F) {
 			}
 			if err := json.Unmarshal(m.Body, &env); err != nil || env.Event != m.Subject || m.Type != m.Subject {
 				t.Fatalf("envelope event %q type %q subject %q (%v)", env.Event, m.Type, m.Subject, err)
+			}
+			// The published body is one document for every parser: it is
+			// json.dumps's own output, so it holds no repeated key.
+			doc, err := pyjson.Parse(m.Body)
+			if err != nil || !doc.Root().Standard() || string(doc.AppendPython(nil)) != string(m.Body) {
+				t.Fatalf("published body %q is not a standard json.dumps document (%v)", m.Body, err)
+			}
+			// The ID names the document that was verified, not its bytes.
+			if req, _ := pyjson.Parse(body); m.ID != webhook.DocumentID(req.AppendPython(nil)) {
+				t.Fatalf("ID %s is not the verified document's", m.ID)
 			}
 		case http.StatusBadRequest:
 			if len(msgs) != 0 {

@@ -11,7 +11,6 @@ import (
 	"net/http"
 	"net/http/httptest"
 	"strings"
-	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -147,21 +146,39 @@ func TestSharedVectors(t *testing.T) {
 	}
 }
 
-func TestPublishedBodyKeepsDataBytes(t *testing.T) {
-	sink := memsink.New()
-	s := newTestServer(t, sink, nil)
-	inner := `{"reference": "r-1", "amount": 1000, "fees": 30.50, "note": "caf\u00e9"}`
-	encodedInner, _ := json.Marshal(inner)
-	body := `{"event": "charge.success", "data": ` + string(encodedInner) + `}`
-	if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != http.StatusOK {
-		t.Fatalf("status %d", rec.Code)
+// TestPublishedDataIsTheVerifiedDocument: data is published as json.dumps
+// writes the document that was verified, so no parser can read it
+// differently (a repeated key keeps CPython's last value), while
+// Senfenico's own json.dumps output goes out byte for byte.
+func TestPublishedDataIsTheVerifiedDocument(t *testing.T) {
+	tests := []struct {
+		name, data, want string
+	}{
+		{"json.dumps output unchanged", `"{\"reference\": \"r-1\", \"amount\": 1000, \"note\": \"caf\\u00e9\"}"`,
+			`{"reference": "r-1", "amount": 1000, "note": "caf\u00e9"}`},
+		{"other spellings re-serialised", `"{\"reference\":\"r-1\",\"fees\":30.50,\"note\":\"caf\u00e9\"}"`,
+			`{"reference": "r-1", "fees": 30.5, "note": "caf\u00e9"}`},
+		{"repeated key in a data string", `"{\"reference\": \"r-1\", \"amount\": 999999999, \"amount\": 1000}"`,
+			`{"reference": "r-1", "amount": 1000}`},
+		{"repeated key in a data object", `{"reference": "r-1", "amount": 999999999, "amount": 1000}`,
+			`{"reference": "r-1", "amount": 1000}`},
 	}
-	want := `{"event": "charge.success", "data": ` + inner + `}`
-	if got := string(sink.Messages()[0].Body); got != want {
-		t.Fatalf("body\n%s\nwant\n%s", got, want)
-	}
-	if got := sink.Messages()[0].Key; got != "r-1" {
-		t.Fatalf("key %q, want the reference", got)
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			s := newTestServer(t, sink, nil)
+			body := `{"event": "charge.success", "data": ` + tt.data + `}`
+			if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != http.StatusOK {
+				t.Fatalf("status %d", rec.Code)
+			}
+			want := `{"event": "charge.success", "data": ` + tt.want + `}`
+			if got := string(sink.Messages()[0].Body); got != want {
+				t.Fatalf("body\n%s\nwant\n%s", got, want)
+			}
+			if got := sink.Messages()[0].Key; got != "r-1" {
+				t.Fatalf("key %q, want the reference", got)
+			}
+		})
 	}
 }
 
@@ -213,9 +230,8 @@ func TestPythonRuleOnly(t *testing.T) {
 	if rec.Code != http.StatusOK {
 		t.Fatalf("status %d %s", rec.Code, rec.Body)
 	}
-	want := `{"event": "charge.success", "data": {"reference":"r-9","amount":1,"fees":1.00}}`
-	if got := string(sink.Messages()[0].Body); got != want {
-		t.Fatalf("body %s, want the data bytes as sent: %s", got, want)
+	if got := string(sink.Messages()[0].Body); got != canonical {
+		t.Fatalf("body %s, want the verified document: %s", got, canonical)
 	}
 }
 
@@ -248,6 +264,42 @@ func TestDuplicateResend(t *testing.T) {
 	third := decodeAccepted(t, post(t, s.Handler(), other, signed(other, testKey)))
 	if third.Duplicate || third.ID == first.ID {
 		t.Fatalf("a different notification got %+v", third)
+	}
+}
+
+// TestByteVariantsAreDuplicates: a captured delivery replayed in another
+// byte form that still verifies (the Python rule accepts any form of the
+// signed document) is the same notification: same ce-id, a duplicate,
+// nothing new published.
+func TestByteVariantsAreDuplicates(t *testing.T) {
+	canonical := `{"event": "checkout.success", "data": "{\"reference\": \"c-1\", \"amount\": 1000}"}`
+	sig := signed(canonical, testKey)
+	variants := []string{
+		canonical,
+		"\ufeff" + canonical,
+		`{"event":"checkout.success","data":"{\"reference\": \"c-1\", \"amount\": 1000}"}`,
+		"{\n  \"event\": \"checkout.\\u0073uccess\",\n  \"data\": \"{\\\"reference\\\": \\\"c-1\\\", \\\"amount\\\": 1000}\"\n}",
+		`{"event": "x.y", "data": "{}", "event": "checkout.success", "data": "{\"reference\": \"c-1\", \"amount\": 1000}"}`,
+	}
+	sink := memsink.New(memsink.WithDedupByID())
+	s := newTestServer(t, sink, nil)
+	var first accepted
+	for i, body := range variants {
+		rec := post(t, s.Handler(), body, sig)
+		if rec.Code != http.StatusOK {
+			t.Fatalf("variant %d: status %d %s", i, rec.Code, rec.Body)
+		}
+		a := decodeAccepted(t, rec)
+		if i == 0 {
+			first = a
+			continue
+		}
+		if a.ID != first.ID || !a.Duplicate {
+			t.Fatalf("variant %d answered %+v, want a duplicate of %s", i, a, first.ID)
+		}
+	}
+	if n := len(sink.Messages()); n != 1 {
+		t.Fatalf("%d messages stored, want 1", n)
 	}
 }
 
@@ -510,76 +562,70 @@ func TestConfigValidate(t *testing.T) {
 	}{
 		{"no keys", func(c *Config) { c.Keys = nil }, "Keys"},
 		{"empty key", func(c *Config) { c.Keys = []string{"a", ""} }, "Keys"},
+		{"blank key", func(c *Config) { c.Keys = []string{"a", " \t"} }, "Keys"},
 		{"relative path", func(c *Config) { c.WebhookPath = "hooks" }, "WebhookPath"},
 		{"reserved path", func(c *Config) { c.WebhookPath = "/readyz" }, "WebhookPath"},
+		{"path wildcard", func(c *Config) { c.WebhookPath = "/webhooks/{name}" }, "WebhookPath"},
+		{"path subtree", func(c *Config) { c.WebhookPath = "/webhooks/" }, "WebhookPath"},
+		{"path double slash", func(c *Config) { c.WebhookPath = "/webhooks//senfenico" }, "WebhookPath"},
+		{"path dot dot", func(c *Config) { c.WebhookPath = "/webhooks/../admin" }, "WebhookPath"},
+		{"path dot", func(c *Config) { c.WebhookPath = "/webhooks/./x" }, "WebhookPath"},
+		{"path space", func(c *Config) { c.WebhookPath = "/web hooks" }, "WebhookPath"},
+		{"path non-ASCII", func(c *Config) { c.WebhookPath = "/caf\u00e9" }, "WebhookPath"},
+		{"path query", func(c *Config) { c.WebhookPath = "/hooks?x=1" }, "WebhookPath"},
+		{"path fragment", func(c *Config) { c.WebhookPath = "/hooks#x" }, "WebhookPath"},
+		{"path method", func(c *Config) { c.WebhookPath = "/hooks GET" }, "WebhookPath"},
 		{"prefix without dot", func(c *Config) { c.TopicPrefix = "payments" }, "TopicPrefix"},
 		{"prefix wildcard", func(c *Config) { c.TopicPrefix = "pay.*." }, "TopicPrefix"},
+		{"prefix reserved", func(c *Config) { c.TopicPrefix = "_INBOX." }, "TopicPrefix"},
 		{"dead letter wildcard", func(c *Config) { c.DeadLetterSubject = "dead.>" }, "DeadLetterSubject"},
+		{"dead letter reserved", func(c *Config) { c.DeadLetterSubject = "__consumer_offsets" }, "DeadLetterSubject"},
+		{"dead letter in a documented family", func(c *Config) { c.DeadLetterSubject = "checkout.dead" }, "DeadLetterSubject"},
+		{"dead letter is a documented family", func(c *Config) { c.DeadLetterSubject = "charge" }, "DeadLetterSubject"},
+		{"dead letter in a listed family", func(c *Config) {
+			c.Families, c.DeadLetterSubject = []string{"checkout", "refund"}, "refund.unroutable"
+		}, "DeadLetterSubject"},
+		{"dead letter in a family under the prefix", func(c *Config) {
+			c.TopicPrefix, c.DeadLetterSubject = "payments.", "payments.settlement.dead"
+		}, "DeadLetterSubject"},
+		{"family with a dot", func(c *Config) { c.Families = []string{"checkout.success"} }, "Families"},
+		{"family empty", func(c *Config) { c.Families = []string{"checkout", ""} }, "Families"},
+		{"family reserved", func(c *Config) { c.Families = []string{"_INBOX"} }, "Families"},
 		{"enforce without validator", func(c *Config) { c.SchemaMode = SchemaEnforce }, "SchemaMode"},
 		{"unknown schema mode", func(c *Config) { c.SchemaMode = "strict" }, "SchemaMode"},
 		{"negative body limit", func(c *Config) { c.MaxBodyBytes = -1 }, "MaxBodyBytes"},
+		{"body memory below the body limit", func(c *Config) { c.MaxBodyBytes, c.MaxBodyMemory = 2<<20, 1<<20 }, "MaxBodyMemory"},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
 			cfg := Config{Keys: []string{"k"}}
 			tt.edit(&cfg)
-			var fe *FieldError
-			if err := cfg.Validate(); !errors.As(err, &fe) || fe.Field != tt.wantField || !errors.Is(err, ErrConfig) {
-				t.Fatalf("Validate() = %v, want a FieldError on %s", err, tt.wantField)
+			fe, ok := errors.AsType[*sinks.FieldError](cfg.Validate())
+			if !ok || fe.Field != tt.wantField || !errors.Is(cfg.Validate(), ErrConfig) {
+				t.Fatalf("Validate() = %v, want a FieldError on %s", cfg.Validate(), tt.wantField)
 			}
 		})
 	}
-	if err := (Config{Keys: []string{"k"}}).Validate(); err != nil {
-		t.Fatalf("defaults: %v", err)
+	valid := []struct {
+		name string
+		edit func(*Config)
+	}{
+		{"defaults", func(*Config) {}},
+		{"nested path", func(c *Config) { c.WebhookPath = "/hooks/senfenico-v2_x~1.json" }},
+		{"dead letter outside the families", func(c *Config) { c.DeadLetterSubject = "bridge.deadletters" }},
+		{"dead letter in a documented family, other prefix", func(c *Config) {
+			c.TopicPrefix, c.DeadLetterSubject = "payments.", "checkout.dead"
+		}},
+		{"families", func(c *Config) { c.Families = []string{"checkout", "charge", "refund"} }},
+		{"body limit above the default budget", func(c *Config) { c.MaxBodyBytes = 100 << 20 }},
 	}
-}
-
-// retainingSink keeps the bodies it is given without copying them, as a
-// sink that is still sending after its caller gave up does (kafka-go).
-type retainingSink struct {
-	mu     sync.Mutex
-	bodies [][]byte
-	err    error
-}
-
-func (s *retainingSink) Name() string { return "retaining" }
-
-func (s *retainingSink) Publish(_ context.Context, msg *sinks.Message) (sinks.Receipt, error) {
-	s.mu.Lock()
-	defer s.mu.Unlock()
-	s.bodies = append(s.bodies, msg.Body)
-	return sinks.Receipt{}, s.err
-}
-
-func (s *retainingSink) Ready(context.Context) error { return nil }
-func (s *retainingSink) Close(context.Context) error { return nil }
-
-// TestRecycledBodiesAreNeverPublished: request bodies are recycled, but not
-// one that became a dead letter's body, and never while a sink may still
-// read the body it was given, even after a failed publish.
-func TestRecycledBodiesAreNeverPublished(t *testing.T) {
-	sink := &retainingSink{err: sinks.ErrUnavailable}
-	s := newTestServer(t, sink, nil)
-	var want []string
-	for i := range 50 {
-		// Alternately a dead letter (the request body is published) and a
-		// routable event (a body built for it is), all of the same length.
-		body := fmt.Sprintf(`{"event": "charge.success", "data": {"reference": "r%03d"}}`, i)
-		if i%2 == 0 {
-			body = fmt.Sprintf(`{"event": "charge success", "data": {"reference": "r%03d"}}`, i)
-		}
-		if rec := post(t, s.Handler(), body, signed(body, testKey)); rec.Code != http.StatusServiceUnavailable {
-			t.Fatalf("status %d, want 503 from the failing sink", rec.Code)
-		}
-		if i%2 == 0 {
-			want = append(want, body)
-		} else {
-			want = append(want, fmt.Sprintf(`{"event": "charge.success", "data": {"reference": "r%03d"}}`, i))
-		}
-	}
-	for i, b := range sink.bodies {
-		if string(b) != want[i] {
-			t.Fatalf("body %d changed after its request: %q, want %q", i, b, want[i])
-		}
+	for _, tt := range valid {
+		t.Run(tt.name, func(t *testing.T) {
+			cfg := Config{Keys: []string{"k"}}
+			tt.edit(&cfg)
+			if err := cfg.Validate(); err != nil {
+				t.Fatal(err)
+			}
+		})
 	}
 }

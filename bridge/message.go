@@ -12,14 +12,14 @@ import (
 // broker's limit. The full name stays in the body.
 const maxTypeHeader = 256
 
-// message builds what the sinks publish for a verified notification. body is
-// the request body; the message may refer to it.
-func (r router) message(n *webhook.Notification, body []byte, received time.Time) *sinks.Message {
-	msg := &sinks.Message{
-		ID:   n.ID,
-		Time: received,
-		Key:  n.Reference,
-	}
+// classify decides what becomes of a verified notification and returns the
+// message to publish: the event under its own subject, or a dead letter
+// whose DeadLetterReason says why (ReasonUnroutable, ReasonReserved,
+// ReasonFamilyNotListed, ReasonMalformedData, ReasonSchema in enforce
+// mode). body is the request body, which a dead letter carries as received.
+// It is the one place that makes this decision.
+func (r router) classify(n *webhook.Notification, body []byte, received time.Time) sinks.Message {
+	msg := sinks.Message{ID: n.ID, Time: received, Key: n.Reference}
 	if msg.Key == "" {
 		msg.Key = n.ID
 	}
@@ -27,25 +27,42 @@ func (r router) message(n *webhook.Notification, body []byte, received time.Time
 	if n.EventValid {
 		subject, routable = r.subject(n.Event)
 	}
-	switch {
-	case !routable:
-		r.deadLetter(msg, body, n.Event, sinks.ReasonUnroutable, "event name is not tokens of [A-Za-z0-9_-] joined by dots, or too long")
-	case n.Problem != "":
-		r.deadLetter(msg, body, n.Event, sinks.ReasonMalformedData, n.Problem)
-	default:
-		msg.Subject = subject
-		msg.Type = n.Event
-		msg.Body = envelopeBody(n.Event, n.Data)
+	if !routable {
+		return r.deadLetter(msg, n.Event, body, sinks.ReasonUnroutable, "event name is not tokens of [A-Za-z0-9_-] joined by dots, or too long")
+	}
+	if why := r.reserved(n.Event, subject); why != "" {
+		return r.deadLetter(msg, n.Event, body, sinks.ReasonReserved, why)
+	}
+	if r.families != nil && !r.families[family(n.Event)] {
+		return r.deadLetter(msg, n.Event, body, ReasonFamilyNotListed, "the event's family is not in EVENT_FAMILIES")
+	}
+	if n.Problem != "" {
+		return r.deadLetter(msg, n.Event, body, sinks.ReasonMalformedData, n.Problem)
+	}
+	msg.Subject = subject
+	msg.Type = n.Event
+	msg.Body = envelopeBody(n.Event, n.Data)
+	if r.enforce != nil {
+		if err := r.enforce.Validate(msg.Type, msg.Body); err != nil {
+			return r.deadLetter(msg, n.Event, body, sinks.ReasonSchema, headerSafe(err.Error(), maxDetailHeader))
+		}
 	}
 	return msg
 }
 
-func (r router) deadLetter(msg *sinks.Message, body []byte, event, reason, detail string) {
+// maxDetailHeader bounds a dead letter's detail header, which may quote a
+// validator's error.
+const maxDetailHeader = 1024
+
+// deadLetter returns msg (its ID, time and key kept) sent to the dead-letter
+// subject with the request body as received.
+func (r router) deadLetter(msg sinks.Message, event string, body []byte, reason, detail string) sinks.Message {
 	msg.Subject = r.deadLetterSubject
 	msg.Type = headerSafe(event, maxTypeHeader)
 	msg.Body = body
 	msg.DeadLetterReason = reason
 	msg.DeadLetterDetail = detail
+	return msg
 }
 
 // envelopeBody writes {"event": "<event>", "data": <data>} in the layout

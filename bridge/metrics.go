@@ -4,6 +4,8 @@ import (
 	"strconv"
 
 	"github.com/prometheus/client_golang/prometheus"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
 // outcome is what became of one webhook request: its status code and a
@@ -19,6 +21,9 @@ var (
 	outPublished       = outcome{200, "published"}
 	outDuplicate       = outcome{200, "duplicate"}
 	outUnroutable      = outcome{200, "unroutable"}
+	outReserved        = outcome{200, "reserved_name"}
+	outFamilyNotListed = outcome{200, "family_not_listed"}
+	outSubjectRefused  = outcome{200, "subject_refused"}
 	outMalformedData   = outcome{200, "malformed_data"}
 	outSchemaInvalid   = outcome{200, "schema_invalid"}
 	outMalformed       = outcome{400, "malformed"}
@@ -26,12 +31,34 @@ var (
 	outMissingSig      = outcome{401, "missing_signature"}
 	outBadSig          = outcome{401, "bad_signature"}
 	outTooLarge        = outcome{413, "too_large"}
+	outBodyMemory      = outcome{503, "body_memory_full"}
 	outSinkUnavailable = outcome{503, "sink_unavailable"}
 	allOutcomes        = []outcome{
-		outPublished, outDuplicate, outUnroutable, outMalformedData, outSchemaInvalid,
-		outMalformed, outUnreadable, outMissingSig, outBadSig, outTooLarge, outSinkUnavailable,
+		outPublished, outDuplicate, outUnroutable, outReserved, outFamilyNotListed, outSubjectRefused,
+		outMalformedData, outSchemaInvalid, outMalformed, outUnreadable, outMissingSig, outBadSig,
+		outTooLarge, outBodyMemory, outSinkUnavailable,
 	}
 )
+
+// outcomeOf returns the outcome of a confirmed message with the given
+// dead-letter reason ("" for a routed event).
+func outcomeOf(reason string) outcome {
+	switch reason {
+	case "":
+		return outPublished
+	case sinks.ReasonReserved:
+		return outReserved
+	case ReasonFamilyNotListed:
+		return outFamilyNotListed
+	case sinks.ReasonSubjectRefused:
+		return outSubjectRefused
+	case sinks.ReasonMalformedData:
+		return outMalformedData
+	case sinks.ReasonSchema:
+		return outSchemaInvalid
+	}
+	return outUnroutable
+}
 
 // metrics holds the bridge's collectors, with every labelled child resolved
 // up front: the request path then only increments.
@@ -46,7 +73,7 @@ type metrics struct {
 func newMetrics(reg prometheus.Registerer) *metrics {
 	requests := prometheus.NewCounterVec(prometheus.CounterOpts{
 		Name: "senfenico_bridge_requests_total",
-		Help: "Webhook requests by HTTP status code and reason (published, duplicate, unroutable, malformed_data, schema_invalid, malformed, unreadable_body, missing_signature, bad_signature, too_large, sink_unavailable).",
+		Help: "Webhook requests by HTTP status code and reason (published, duplicate, unroutable, reserved_name, family_not_listed, subject_refused, malformed_data, schema_invalid, malformed, unreadable_body, missing_signature, bad_signature, too_large, body_memory_full, sink_unavailable).",
 	}, []string{"code", "reason"})
 	duration := prometheus.NewHistogramVec(prometheus.HistogramOpts{
 		Name:    "senfenico_bridge_request_duration_seconds",

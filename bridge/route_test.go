@@ -1,9 +1,19 @@
 package bridge
 
 import (
+	"context"
+	"errors"
+	"fmt"
+	"net/http"
 	"regexp"
 	"strings"
 	"testing"
+
+	"github.com/prometheus/client_golang/prometheus/testutil"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
 )
 
 func TestRoutable(t *testing.T) {
@@ -68,6 +78,112 @@ func FuzzRoutable(f *testing.F) {
 		}
 		if h := headerSafe(event, maxTypeHeader); len(h) > maxTypeHeader || strings.ContainsFunc(h, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
 			t.Fatalf("headerSafe(%q) = %q: too long or not printable ASCII", event, h)
+		}
+	})
+}
+
+// TestClassify: every verified notification becomes exactly one message,
+// routed under its own name or dead-lettered with the reason that applies.
+func TestClassify(t *testing.T) {
+	invalid := fakeValidator{errors.New("data.amount: want integer")}
+	tests := []struct {
+		name        string
+		edit        func(*Config)
+		event       string
+		data        string
+		wantSubject string
+		wantReason  string
+	}{
+		{"documented family", nil, "checkout.success", `{}`, "checkout.success", ""},
+		{"new family routed by default", nil, "refund.created", `{}`, "refund.created", ""},
+		{"NATS inbox", nil, "_INBOX.x", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"NATS reply", nil, "_R_.abc", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"Kafka offsets", nil, "__consumer_offsets", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"Kafka transactions", nil, "__transaction_state", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"schema registry", nil, "_schemas", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"reserved inner token", nil, "checkout._x", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"dead-letter subject itself", nil, DefaultDeadLetterSubject, `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"under the dead-letter subject", nil, DefaultDeadLetterSubject + ".x", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"dead-letter subject under the prefix", func(c *Config) {
+			c.TopicPrefix, c.DeadLetterSubject = "payments.", "payments.dead"
+		}, "dead.x", `{}`, "payments.dead", sinks.ReasonReserved},
+		{"same name as the dead-letter subject outside the prefix", func(c *Config) {
+			c.TopicPrefix = "payments."
+		}, DefaultDeadLetterSubject, `{}`, "payments." + DefaultDeadLetterSubject, ""},
+		{"system subject", nil, "$SYS.x", `{}`, DefaultDeadLetterSubject, sinks.ReasonUnroutable},
+		{"listed family", func(c *Config) { c.Families = []string{"checkout", "refund"} }, "refund.created", `{}`, "refund.created", ""},
+		{"family not listed", func(c *Config) { c.Families = []string{"checkout"} }, "refund.created", `{}`, DefaultDeadLetterSubject, ReasonFamilyNotListed},
+		{"reserved beats listed", func(c *Config) { c.Families = []string{"checkout"} }, "_INBOX.x", `{}`, DefaultDeadLetterSubject, sinks.ReasonReserved},
+		{"malformed data", nil, "charge.success", `"not json"`, DefaultDeadLetterSubject, sinks.ReasonMalformedData},
+		{"schema-invalid in enforce mode", func(c *Config) { c.SchemaMode, c.Validator = SchemaEnforce, invalid }, "charge.success", `{}`, DefaultDeadLetterSubject, sinks.ReasonSchema},
+		{"schema-invalid in warn mode", func(c *Config) { c.SchemaMode, c.Validator = SchemaWarn, invalid }, "charge.success", `{}`, "charge.success", ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New()
+			s := newTestServer(t, sink, tt.edit)
+			body := `{"event": "` + tt.event + `", "data": ` + tt.data + `}`
+			rec := post(t, s.Handler(), body, signed(body, testKey))
+			if rec.Code != http.StatusOK || len(sink.Messages()) != 1 {
+				t.Fatalf("status %d with %d messages, want 200 and 1", rec.Code, len(sink.Messages()))
+			}
+			m := sink.Messages()[0]
+			if m.Subject != tt.wantSubject || m.DeadLetterReason != tt.wantReason {
+				t.Fatalf("subject %q reason %q, want %q %q", m.Subject, m.DeadLetterReason, tt.wantSubject, tt.wantReason)
+			}
+			if a := decodeAccepted(t, rec); a.Subject != tt.wantSubject || a.ID != m.ID {
+				t.Fatalf("answered %+v for message %s on %s", a, m.ID, m.Subject)
+			}
+			if tt.wantReason != "" && (string(m.Body) != body || m.DeadLetterDetail == "") {
+				t.Fatalf("dead letter body %q detail %q, want the request body and a detail", m.Body, m.DeadLetterDetail)
+			}
+			if got := testutil.ToFloat64(s.metrics.requests[outcomeOf(tt.wantReason)]); got != 1 {
+				t.Fatalf("outcome %v counted %v times", outcomeOf(tt.wantReason), got)
+			}
+		})
+	}
+}
+
+// refusingSink refuses every subject but the dead-letter subject, as a
+// JetStream stream that may not capture a new family does.
+func refusingSink(refuseDeadLetters bool) *memsink.Sink {
+	sink := memsink.New(memsink.WithDedupByID())
+	sink.SetHook(func(_ context.Context, msg *sinks.Message) error {
+		if msg.Subject != DefaultDeadLetterSubject || refuseDeadLetters {
+			return fmt.Errorf("stream: %s: %w", msg.Subject, sinks.ErrSubjectRefused)
+		}
+		return nil
+	})
+	return sink
+}
+
+func TestSubjectRefusedBecomesDeadLetter(t *testing.T) {
+	sink := refusingSink(false)
+	s := newTestServer(t, sink, nil)
+	body := `{"event": "refund.created", "data": {"reference": "r-1"}}`
+	rec := post(t, s.Handler(), body, signed(body, testKey))
+	if rec.Code != http.StatusOK || len(sink.Messages()) != 1 {
+		t.Fatalf("status %d with %d messages", rec.Code, len(sink.Messages()))
+	}
+	m := sink.Messages()[0]
+	want := webhook.DocumentID([]byte(body))
+	if m.Subject != DefaultDeadLetterSubject || m.DeadLetterReason != sinks.ReasonSubjectRefused || m.ID != want ||
+		m.Type != "refund.created" || string(m.Body) != body || !strings.Contains(m.DeadLetterDetail, "refund.created") {
+		t.Fatalf("published %+v, want a subject-refused dead letter with ID %s", m, want)
+	}
+	if a := decodeAccepted(t, rec); a.Subject != DefaultDeadLetterSubject || a.ID != want || a.Duplicate {
+		t.Fatalf("answered %+v", a)
+	}
+	// The resend is the same dead letter: a duplicate.
+	if a := decodeAccepted(t, post(t, s.Handler(), body, signed(body, testKey))); !a.Duplicate || len(sink.Messages()) != 1 {
+		t.Fatalf("resend answered %+v with %d messages stored", a, len(sink.Messages()))
+	}
+
+	t.Run("dead letter refused too", func(t *testing.T) {
+		sink := refusingSink(true)
+		rec := post(t, newTestServer(t, sink, nil).Handler(), body, signed(body, testKey))
+		if rec.Code != http.StatusServiceUnavailable || len(sink.Messages()) != 0 {
+			t.Fatalf("status %d with %d messages, want 503 and none", rec.Code, len(sink.Messages()))
 		}
 	})
 }

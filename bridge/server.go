@@ -33,8 +33,8 @@ type Server struct {
 	log     *slog.Logger
 	metrics *metrics
 	http    *http.Server
-	// deadlines bounds each publish by cfg.PublishTimeout.
-	deadlines publishDeadlines
+	// bodyBudget bounds the request-body bytes held at once.
+	bodyBudget *bodyBudget
 
 	// warnQueue feeds the warn-mode schema worker; warnDone is closed when
 	// it has drained the queue. Both are nil in the other modes.
@@ -65,11 +65,23 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 		cfg:     cfg,
 		sink:    sink,
 		decoder: decoder,
-		router:  router{prefix: cfg.TopicPrefix, deadLetterSubject: cfg.DeadLetterSubject},
-		log:     cfg.Logger,
-		metrics: newMetrics(reg),
+		router: router{
+			prefix:            cfg.TopicPrefix,
+			deadLetterSubject: cfg.DeadLetterSubject,
+		},
+		log:        cfg.Logger,
+		metrics:    newMetrics(reg),
+		bodyBudget: newBodyBudget(cfg.MaxBodyMemory),
 	}
-	s.deadlines.timeout = cfg.PublishTimeout
+	if len(cfg.Families) > 0 {
+		s.router.families = make(map[string]bool, len(cfg.Families))
+		for _, f := range cfg.Families {
+			s.router.families[f] = true
+		}
+	}
+	if cfg.SchemaMode == SchemaEnforce {
+		s.router.enforce = cfg.Validator
+	}
 	if cfg.SchemaMode == SchemaWarn {
 		s.warnQueue = make(chan schemaJob, warnQueueSize)
 		s.warnDone = make(chan struct{})
@@ -147,11 +159,14 @@ func (s *Server) Serve() error {
 
 // Shutdown stops accepting connections and waits, until ctx ends, for the
 // requests in flight to get their answers, then for the pending warn-mode
-// schema checks. It does not close the sink: the caller closes it
-// afterwards, so that no confirmed publish is cut short.
+// schema checks. When ctx ends first it closes the connections still open,
+// so that a stuck client or a publish that never returns cannot hold the
+// process, and returns an error wrapping ctx's. It does not close the sink:
+// the caller closes it afterwards, so that no confirmed publish is cut
+// short.
 func (s *Server) Shutdown(ctx context.Context) error {
 	if err := s.http.Shutdown(ctx); err != nil {
-		return fmt.Errorf("bridge: shutdown: %w", err)
+		return errors.Join(fmt.Errorf("bridge: shutdown: requests still in flight: %w", err), s.http.Close())
 	}
 	if s.warnQueue == nil {
 		return nil

@@ -12,6 +12,8 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
 )
 
@@ -153,5 +155,73 @@ func TestShutdownWaitsForConfirmedAnswers(t *testing.T) {
 	}
 	if code := <-answered; code != http.StatusOK || len(sink.Messages()) != 1 {
 		t.Fatalf("in-flight request got %d with %d messages stored; want its 200", code, len(sink.Messages()))
+	}
+}
+
+// stuckSink's Publish never returns until the test ends, whatever its
+// context says: a broker client that ignores its deadline.
+type stuckSink struct {
+	entered chan struct{}
+	release chan struct{}
+}
+
+func (s *stuckSink) Name() string { return "stuck" }
+
+func (s *stuckSink) Publish(context.Context, *sinks.Message) (sinks.Receipt, error) {
+	s.entered <- struct{}{}
+	<-s.release
+	return sinks.Receipt{}, sinks.ErrUnavailable
+}
+
+func (s *stuckSink) Ready(context.Context) error { return nil }
+func (s *stuckSink) Close(context.Context) error { return nil }
+
+// TestShutdownClosesStuckConnections: when the shutdown deadline passes
+// with a request still inside a publish that never returns, Shutdown closes
+// the connections and returns, so the process can exit.
+func TestShutdownClosesStuckConnections(t *testing.T) {
+	sink := &stuckSink{entered: make(chan struct{}, 1), release: make(chan struct{})}
+	t.Cleanup(func() { close(sink.release) })
+	s, err := New(Config{Keys: []string{testKey}, ListenAddr: "127.0.0.1:0"}, sink, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := s.Listen(); err != nil {
+		t.Fatal(err)
+	}
+	served := make(chan error, 1)
+	go func() { served <- s.Serve() }()
+
+	conn, err := net.Dial("tcp", s.Addr().String())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	body := `{"event": "charge.success", "data": {"reference": "r"}}`
+	fmt.Fprintf(conn, "POST %s HTTP/1.1\r\nHost: x\r\nContent-Length: %d\r\n%s: %s\r\n\r\n%s",
+		DefaultWebhookPath, len(body), webhook.HeaderName, *signed(body, testKey), body)
+	select {
+	case <-sink.entered:
+	case <-time.After(5 * time.Second):
+		t.Fatal("the request never reached Publish")
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 100*time.Millisecond)
+	defer cancel()
+	returned := make(chan error, 1)
+	go func() { returned <- s.Shutdown(ctx) }()
+	select {
+	case err := <-returned:
+		if !errors.Is(err, context.DeadlineExceeded) {
+			t.Fatalf("Shutdown = %v, want an error wrapping the deadline", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("Shutdown hangs on a publish that never returns")
+	}
+	if !closedWithin(conn, 5*time.Second) {
+		t.Fatal("the stuck request's connection is still open after Shutdown")
+	}
+	if err := <-served; !errors.Is(err, ErrServerClosed) {
+		t.Fatalf("Serve = %v, want ErrServerClosed", err)
 	}
 }

@@ -135,7 +135,7 @@ func (d *Document) number(pos int) (int, uint8, error) {
 	default:
 		return pos, 0, d.fail(pos, ErrSyntax, "expecting value")
 	}
-	k := KindInt
+	k, hasExponent := KindInt, false
 	if i+1 < len(b) && b[i] == '.' && isDigit(b[i+1]) {
 		k = KindFloat
 		i += 2
@@ -153,16 +153,27 @@ func (d *Document) number(pos int) (int, uint8, error) {
 			e++
 		}
 		if e > j {
-			k, i = KindFloat, e
+			k, i, hasExponent = KindFloat, e, true
 		}
 	}
 	if k == KindInt && i-digits > MaxIntDigits {
 		return pos, 0, d.fail(pos, ErrIntTooLong, "integer string conversion exceeds the limit of 4300 digits")
 	}
+	var flags uint8
+	if k == KindFloat && (hasExponent || i-digits > maxFixedFloatDigits) && math.IsInf(parseFloat(b[pos:i]), 0) {
+		// json.loads reads 1e400 as inf, which json.dumps writes as Infinity:
+		// text that goes out as something no standard parser reads.
+		flags = flagNonStandard
+	}
 	idx := int32(len(d.nodes))
-	d.push(node{kind: k, start: int32(pos), end: int32(i), next: idx + 1})
-	return i, 0, nil
+	d.push(node{kind: k, flags: flags, start: int32(pos), end: int32(i), next: idx + 1})
+	return i, flags, nil
 }
+
+// maxFixedFloatDigits: a float written without an exponent overflows
+// float64 only with at least 309 integer digits (math.MaxFloat64 has 309),
+// so a shorter one skips the conversion.
+const maxFixedFloatDigits = 308
 
 func (d *Document) array(pos int) (int, uint8, error) {
 	if d.depth++; d.depth > MaxDepth {

@@ -328,6 +328,12 @@ func TestStrings(t *testing.T) {
 		{name: "nested -Infinity", body: `{"a": [1, -Infinity]}`, ok: false, strict: false},
 		{name: "nested raw surrogate key", body: "[{\"\xed\xb0\x80\": 1}]", ok: false, strict: false},
 		{name: "big int is standard", body: `123456789012345678901234567890`, ok: false, strict: true},
+		{name: "float that overflows", body: `[1.5, 1e400]`, ok: false, strict: false},
+		{name: "negative float that overflows", body: `{"a": -2E+308}`, ok: false, strict: false},
+		{name: "long fixed float that overflows", body: `1` + strings.Repeat("0", 309) + `.5`, ok: false, strict: false},
+		{name: "long fixed float that fits", body: `1` + strings.Repeat("0", 307) + `.5`, ok: false, strict: true},
+		{name: "large float that fits", body: `1.7e308`, ok: false, strict: true},
+		{name: "underflow is standard", body: `1e-400`, ok: false, strict: true},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {

@@ -41,8 +41,10 @@ func (v Value) Raw() []byte {
 }
 
 // Standard reports whether this subtree is standard RFC 8259 JSON in valid
-// UTF-8: no NaN, Infinity or -Infinity literals and no raw UTF-8-encoded
-// surrogates. Escaped surrogates such as \ud800 are standard JSON text.
+// UTF-8 that AppendPython writes back as standard JSON: no NaN, Infinity or
+// -Infinity literals, no number too large for a float (CPython reads 1e400
+// as inf and dumps it as Infinity) and no raw UTF-8-encoded surrogates.
+// Escaped surrogates such as \ud800 are standard JSON text.
 func (v Value) Standard() bool {
 	n := v.node()
 	return n != nil && n.flags&flagNonStandard == 0
@@ -101,10 +103,13 @@ func parseFloat(raw []byte) float64 {
 // numbers.
 func (v Value) NumberText() (string, bool) {
 	n := v.node()
-	if n == nil || (n.kind != KindInt && n.kind != KindFloat) || n.flags&flagNonStandard != 0 {
+	if n == nil || (n.kind != KindInt && n.kind != KindFloat) {
 		return "", false
 	}
 	d := v.d
+	if first := d.body[n.start]; first == 'N' || first == 'I' || first == '-' && d.body[n.start+1] == 'I' {
+		return "", false
+	}
 	d.strOnce.Do(d.makeStrBody)
 	return d.strBody[n.start:n.end], true
 }

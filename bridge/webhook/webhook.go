@@ -64,20 +64,30 @@ func (r Rule) String() string {
 
 // Notification is a verified notification, decoded.
 type Notification struct {
-	// ID identifies the notification by its content: the first 128 bits of
-	// SHA-256 over the body, in lowercase hex. Senfenico resends the bytes it
-	// signed, so every resend gets the same ID; two notifications that differ
-	// in any byte get different IDs.
+	// ID identifies the notification by the document it holds, not by its
+	// bytes: DocumentID of json.dumps(json.loads(body)). Every byte form of
+	// one document (white space, a BOM, escapes, repeated keys, number
+	// spellings), under either rule, gets the same ID, so a replayed
+	// variant of a captured delivery is a duplicate; two different
+	// documents get different IDs.
 	ID string
 	// Event is the "event" string, decoded. When it holds a lone surrogate
-	// (not representable in UTF-8) it is the raw JSON text between the quotes
-	// and EventValid is false.
+	// (not representable in UTF-8) it is the string as json.dumps writes it,
+	// without the quotes (non-ASCII escaped as \uXXXX), and EventValid is
+	// false.
 	Event string
 	// EventValid reports that Event is exactly the decoded string.
 	EventValid bool
-	// Data is "data" as standard JSON: the value's bytes as sent, or the
-	// content of the JSON string Senfenico wraps it in. It is nil when the
-	// data cannot be republished as standard JSON; Problem says why.
+	// Data is the "data" document written as json.dumps writes it: the
+	// value itself, or the document in the JSON string Senfenico wraps it
+	// in, parsed and re-serialised. Re-serialising, rather than passing on
+	// the bytes as sent, leaves nothing that another parser could read
+	// differently from the one that verified it (a repeated key keeps its
+	// first position and last value, as CPython reads it) and gives every
+	// byte form of one document the same Data. Senfenico writes its data
+	// with json.dumps, so its own bodies come out byte for byte as sent. It
+	// is nil when the data cannot be republished as standard JSON; Problem
+	// says why.
 	Data []byte
 	// Reference is data.reference when it is a string, else empty.
 	Reference string
@@ -99,8 +109,10 @@ type Decoder struct {
 type scratch struct {
 	doc   pyjson.Document
 	inner pyjson.Document
-	canon []byte
-	str   []byte
+	// innerText is the decoded "data" string that inner was parsed from.
+	innerText []byte
+	canon     []byte
+	str       []byte
 }
 
 // NewDecoder returns a Decoder that accepts signatures made with any of keys
@@ -145,31 +157,27 @@ func Sign(body []byte, key string) string {
 // decodes the envelope. It returns ErrMissingSignature, ErrBadSignature or
 // ErrMalformed (wrapped, with a reason that never quotes the body).
 func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
-	if signature == "" {
-		return Notification{}, ErrMissingSignature
+	if err := CheckSignatureForm(signature); err != nil {
+		return Notification{}, err
 	}
 	var want [sha256.Size]byte
-	if len(signature) != hex.EncodedLen(sha256.Size) {
-		return Notification{}, ErrBadSignature
-	}
-	if _, err := hex.Decode(want[:], []byte(signature)); err != nil {
-		return Notification{}, ErrBadSignature
-	}
+	hex.Decode(want[:], []byte(signature))
 
 	s := d.scratch.Get().(*scratch)
 	defer d.scratch.Put(s)
 
-	// One pass over the body serves both the ID and the raw-body rule: the
-	// digest state after the body is cloned once per key.
+	// The raw-body rule costs one hash and no parse, so it goes first: a
+	// body signed that way (or not signed at all) is settled before any
+	// parsing. The digest state after the body is cloned once per key.
 	h := sha256.New()
 	h.Write(body)
-	var sum [sha256.Size]byte
-	n := Notification{ID: hex.EncodeToString(h.Sum(sum[:0])[:16])}
+	var n Notification
 	if d.matchAny(h, want[:]) {
 		n.Rule = RuleRawBody
 		if err := pyjson.ParseInto(&s.doc, body); err != nil {
 			return Notification{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
+		s.canon = s.doc.AppendPython(s.canon[:0])
 	} else {
 		// The Python rule needs the document; a body it cannot parse cannot
 		// match that rule either, so the signature is wrong.
@@ -184,10 +192,36 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 		}
 		n.Rule = RulePythonJSON
 	}
+	n.ID = DocumentID(s.canon)
 	if err := s.readEnvelope(&n); err != nil {
 		return Notification{}, err
 	}
 	return n, nil
+}
+
+// DocumentID returns the ID of the document whose json.dumps form is
+// canonical: the first 128 bits of its SHA-256, in lowercase hex.
+func DocumentID(canonical []byte) string {
+	sum := sha256.Sum256(canonical)
+	return hex.EncodeToString(sum[:16])
+}
+
+// CheckSignatureForm returns ErrMissingSignature for an empty X-Webhook-Hash
+// and ErrBadSignature for one that is not a hex SHA-256 digest (which no
+// body can match), so that a caller can refuse before reading the body.
+func CheckSignatureForm(signature string) error {
+	if signature == "" {
+		return ErrMissingSignature
+	}
+	if len(signature) != hex.EncodedLen(sha256.Size) {
+		return ErrBadSignature
+	}
+	for i := 0; i < len(signature); i++ {
+		if c := signature[i]; !('0' <= c && c <= '9' || 'a' <= c && c <= 'f' || 'A' <= c && c <= 'F') {
+			return ErrBadSignature
+		}
+	}
+	return nil
 }
 
 // matchAny reports whether sha256(prefix+key) equals want for some key,
@@ -223,8 +257,10 @@ func (s *scratch) readEnvelope(n *Notification) error {
 	if valid {
 		n.Event, n.EventValid = string(s.str), true
 	} else {
-		raw := ev.Raw()
-		n.Event = string(raw[1 : len(raw)-1])
+		// Written as json.dumps writes it, so that every byte form of the
+		// name (raw surrogate bytes or escapes) reads the same.
+		dumped := ev.AppendPython(s.str[:0])
+		n.Event = string(dumped[1 : len(dumped)-1])
 	}
 
 	data, ok := root.Lookup("data")
@@ -234,30 +270,25 @@ func (s *scratch) readEnvelope(n *Notification) error {
 	}
 	if data.Kind() == pyjson.KindString {
 		// What Senfenico really sends: the object serialised into a string.
-		// The decoded text is never longer than its JSON form: one
-		// allocation, no growth.
-		inner, ok := data.AppendStr(make([]byte, 0, len(data.Raw())))
+		var ok bool
+		s.innerText, ok = data.AppendStr(s.innerText[:0])
 		if !ok {
 			n.Problem = "\"data\" string holds a lone surrogate"
 			return nil
 		}
-		if err := pyjson.ParseInto(&s.inner, inner); err != nil {
+		if err := pyjson.ParseInto(&s.inner, s.innerText); err != nil {
 			n.Problem = "\"data\" string is not JSON"
 			return nil
 		}
 		data = s.inner.Root()
-		if !data.Standard() {
-			n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
-			return nil
-		}
-		n.Data = inner
-	} else {
-		if !data.Standard() {
-			n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
-			return nil
-		}
-		n.Data = data.Raw()
 	}
+	if !data.Standard() {
+		n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
+		return nil
+	}
+	// Escapes can make the dump longer than the source; the source length
+	// is the usual size.
+	n.Data = data.AppendPython(make([]byte, 0, len(data.Raw())+16))
 	if ref, ok := data.Lookup("reference"); ok && ref.Kind() == pyjson.KindString {
 		if b, ok := ref.AppendStr(s.str[:0]); ok {
 			s.str = b

@@ -228,6 +228,10 @@ func TestEnvelope(t *testing.T) {
 		{"data string with NaN", `{"event": "a.b", "data": "{\"x\": NaN}"}`, "a.b", true, "", "", true},
 		{"data string lone surrogate", `{"event": "a.b", "data": "\ud800"}`, "a.b", true, "", "", true},
 		{"no data", `{"event": "a.b"}`, "a.b", true, "", "", true},
+		{"data float that overflows", `{"event": "a.b", "data": {"x": 1e400}}`, "a.b", true, "", "", true},
+		{"repeated key in data: first position, last value", `{"event": "a.b", "data": {"amount": 999999999, "reference": "r", "amount": 1000}}`, "a.b", true, `{"amount": 1000, "reference": "r"}`, "r", false},
+		{"repeated key in data string", `{"event": "a.b", "data": "{\"amount\": 999999999, \"amount\": 1000}"}`, "a.b", true, `{"amount": 1000}`, "", false},
+		{"data re-serialised as json.dumps writes it", "{\"event\": \"a.b\", \"data\": {\"fees\":30.50,\n \"n\":\"caf\u00e9 \\u0041\", \"e\": 1E2}}", "a.b", true, `{"fees": 30.5, "n": "caf\u00e9 A", "e": 100.0}`, "", false},
 	}
 	d := newDecoder(t, key)
 	for _, tt := range tests {
@@ -239,6 +243,87 @@ func TestEnvelope(t *testing.T) {
 			if n.Event != tt.wantEvent || n.EventValid != tt.wantValid || string(n.Data) != tt.wantData ||
 				n.Reference != tt.wantRef || (n.Problem != "") != tt.wantProblem {
 				t.Fatalf("got event %q valid %v data %q ref %q problem %q", n.Event, n.EventValid, n.Data, n.Reference, n.Problem)
+			}
+		})
+	}
+}
+
+// TestIDFollowsTheDocument: every byte form of one document that verifies
+// gets the ID of the document, whichever rule accepted it, so a replayed
+// variant of a captured delivery is a duplicate.
+func TestIDFollowsTheDocument(t *testing.T) {
+	canonical := `{"event": "charge.success", "data": {"reference": "r-1", "amount": 1000, "fees": 30.5}}`
+	variants := []struct {
+		name string
+		body string
+	}{
+		{"as signed", canonical},
+		{"no white space", `{"event":"charge.success","data":{"reference":"r-1","amount":1000,"fees":30.5}}`},
+		{"white space and newlines", "{ \"event\" : \"charge.success\",\n\t\"data\": {\"reference\": \"r-1\", \"amount\": 1000, \"fees\": 30.5} }\r\n"},
+		{"UTF-8 BOM", "\ufeff" + canonical},
+		{"escaped letters", `{"event": "charge.\u0073uccess", "data": {"reference": "\u0072-1", "amount": 1000, "fees": 30.5}}`},
+		{"other number spelling", `{"event": "charge.success", "data": {"reference": "r-1", "amount": 1000, "fees": 3.050e1}}`},
+		{"repeated key, last value", `{"event": "charge.success", "data": {"reference": "r-1", "amount": 5, "fees": 30.5, "amount": 1000}}`},
+		{"repeated event", `{"event": "x.y", "data": {"reference": "r-1", "amount": 1000, "fees": 30.5}, "event": "charge.success"}`},
+	}
+	d := newDecoder(t, key)
+	want := DocumentID([]byte(canonical))
+	var wantData string
+	for _, v := range variants {
+		t.Run(v.name, func(t *testing.T) {
+			// Signed as Senfenico signs the document it sent, which the
+			// Python rule accepts in any byte form.
+			n, err := d.Decode([]byte(v.body), Sign([]byte(canonical), key))
+			if err != nil {
+				t.Fatal(err)
+			}
+			if n.ID != want {
+				t.Fatalf("ID %s, want %s: a byte variant of one document is a new notification", n.ID, want)
+			}
+			if wantData == "" {
+				wantData = string(n.Data)
+			}
+			if string(n.Data) != wantData {
+				t.Fatalf("data %s, want %s", n.Data, wantData)
+			}
+		})
+	}
+	// Signed over its own bytes, a variant is accepted by the raw-body rule
+	// and still names the document.
+	raw := variants[1].body
+	n, err := d.Decode([]byte(raw), Sign([]byte(raw), key))
+	if err != nil || n.Rule != RuleRawBody || n.ID != want {
+		t.Fatalf("raw rule: rule %v ID %s err %v, want ID %s", n.Rule, n.ID, err, want)
+	}
+	other := `{"event": "charge.success", "data": {"reference": "r-1", "amount": 1001, "fees": 30.5}}`
+	if n, _ := d.Decode([]byte(other), Sign([]byte(other), key)); n.ID == want {
+		t.Fatal("two documents share an ID")
+	}
+}
+
+// TestSenfenicoDataKeepsItsBytes: Senfenico writes data with json.dumps, so
+// re-serialising it changes no byte of what the bridge published before.
+func TestSenfenicoDataKeepsItsBytes(t *testing.T) {
+	for _, v := range vectors.Load().Vectors {
+		if v.ExpectStatus != 200 || !strings.Contains(v.Name, "as a JSON string") {
+			continue
+		}
+		t.Run(v.Name, func(t *testing.T) {
+			var env struct {
+				Data string `json:"data"`
+			}
+			if err := json.Unmarshal([]byte(v.Body), &env); err != nil {
+				t.Fatal(err)
+			}
+			n, err := newDecoder(t, v.Key).Decode([]byte(v.Body), *v.Header)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if string(n.Data) != env.Data {
+				t.Fatalf("data\n%s\nwant the bytes Senfenico sent\n%s", n.Data, env.Data)
+			}
+			if n.ID != DocumentID([]byte(v.Body)) {
+				t.Fatal("a body already in json.dumps form is not its own canonical form")
 			}
 		})
 	}
@@ -272,6 +357,8 @@ func FuzzDecode(f *testing.F) {
 	}
 	f.Add([]byte(`{"event": "a.b", "data": "{\"x\": [1, 2.5e300, \"\\ud800\"]}"}`), true)
 	f.Add([]byte(`{"event": "a.b", "data": {"x": NaN}}`), false)
+	f.Add([]byte("{\"event\": \"a\xed\xa0\x80\", \"data\": {\"x\": 1, \"x\": 2}}"), true)
+	f.Add([]byte("\xef\xbb\xbf{\"event\":\"a.b\",\"data\":\"{\\\"y\\\":1e400}\"}"), true)
 	d := newDecoder(f, key)
 	f.Fuzz(func(t *testing.T, body []byte, sign bool) {
 		sig := strings.Repeat("0", 64)
@@ -288,7 +375,50 @@ func FuzzDecode(f *testing.F) {
 		if err == nil && n.Problem == "" && !json.Valid(n.Data) {
 			t.Fatalf("publishable data is not valid JSON: %q", n.Data)
 		}
+		if err != nil {
+			return
+		}
+		checkCanonicalForm(t, d, body, n)
+		if n.Problem == "" {
+			checkUnambiguous(t, n.Data)
+		}
 	})
+}
+
+// checkCanonicalForm asserts that the canonical form of a verified body,
+// json.dumps(json.loads(body)), sent as its own bytes, is the same
+// notification: same ID, same data, same event.
+func checkCanonicalForm(t *testing.T, d *Decoder, body []byte, n Notification) {
+	t.Helper()
+	doc, err := pyjson.Parse(body)
+	if err != nil {
+		t.Fatalf("a verified body does not parse: %v", err)
+	}
+	canon := doc.AppendPython(nil)
+	if n.ID != DocumentID(canon) {
+		t.Fatalf("ID %s is not the canonical form's %s", n.ID, DocumentID(canon))
+	}
+	m, err := d.Decode(canon, Sign(canon, key))
+	if err != nil {
+		t.Fatalf("canonical form of a verified body refused: %v", err)
+	}
+	if m.ID != n.ID || string(m.Data) != string(n.Data) || m.Event != n.Event || m.Problem != n.Problem {
+		t.Fatalf("canonical form decodes to ID %s data %q, body to ID %s data %q", m.ID, m.Data, n.ID, n.Data)
+	}
+}
+
+// checkUnambiguous asserts that published data is one document for every
+// parser: standard JSON, and json.dumps's own output (so no repeated key,
+// which json.dumps would have dropped).
+func checkUnambiguous(t *testing.T, data []byte) {
+	t.Helper()
+	doc, err := pyjson.Parse(data)
+	if err != nil || !doc.Root().Standard() || !json.Valid(data) {
+		t.Fatalf("published data %q is not standard JSON (%v)", data, err)
+	}
+	if again := doc.AppendPython(nil); string(again) != string(data) {
+		t.Fatalf("published data %q re-parses to another document %q", data, again)
+	}
 }
 
 func BenchmarkDecode(b *testing.B) {

@@ -89,8 +89,6 @@ const (
 	defaultStreamMaxAge      = 168 * time.Hour
 	defaultStreamMaxBytes    = 1 << 30
 	defaultStreamMaxFamilies = 32
-	// TODO(merge): bridge.DefaultMaxBodyMemory.
-	defaultMaxBodyMemory = 64 << 20
 )
 
 // defaultConfig is the configuration with no variable set: each default is
@@ -100,7 +98,7 @@ func defaultConfig() config {
 		ListenAddr:            bridge.DefaultListenAddr,
 		WebhookPath:           bridge.DefaultWebhookPath,
 		MaxBodyBytes:          bridge.DefaultMaxBodyBytes,
-		MaxBodyMemory:         defaultMaxBodyMemory,
+		MaxBodyMemory:         bridge.DefaultMaxBodyMemory,
 		PublishTimeout:        bridge.DefaultPublishTimeout,
 		ShutdownTimeout:       defaultShutdownTimeout,
 		DeadLetterSubject:     bridge.DefaultDeadLetterSubject,
@@ -283,11 +281,6 @@ func fieldError(err error) (field, reason string, ok bool) {
 	if errors.As(err, &fe) {
 		return fe.Field, fe.Reason, true
 	}
-	// TODO(merge): drop once bridge.Config.Validate returns *sinks.FieldError.
-	var bfe *bridge.FieldError
-	if errors.As(err, &bfe) {
-		return bfe.Field, bfe.Reason, true
-	}
 	return "", "", false
 }
 
@@ -420,9 +413,9 @@ func (c *config) bridgeConfig(logger *slog.Logger) bridge.Config {
 		TopicPrefix:       c.TopicPrefix,
 		DeadLetterSubject: c.DeadLetterSubject,
 		SchemaMode:        bridge.SchemaMode(c.SchemaValidation),
-		// TODO(merge): MaxBodyMemory: c.MaxBodyMemory, Families: c.EventFamilies,
-		// once bridge.Config has them.
-		Logger: logger,
+		MaxBodyMemory:     c.MaxBodyMemory,
+		Families:          c.EventFamilies,
+		Logger:            logger,
 	}
 }
 

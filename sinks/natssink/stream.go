@@ -107,6 +107,9 @@ func (s *Sink) provisionStream(ctx context.Context) error {
 		return unavailable("stream "+c.Stream, err)
 	default:
 		sc := stream.CachedInfo().Config
+		if sc.PersistMode == jetstream.AsyncPersistMode {
+			return notDurable(c.Stream)
+		}
 		want := sc
 		want.Subjects = pruneFilters(append(slices.Clone(sc.Subjects), subjects...))
 		want.Duplicates = max(sc.Duplicates, c.DedupWindow)
@@ -125,7 +128,7 @@ func (s *Sink) provisionStream(ctx context.Context) error {
 	}
 	sc := stream.CachedInfo().Config
 	if sc.PersistMode == jetstream.AsyncPersistMode {
-		return fmt.Errorf("%w: stream %s; set persist_mode to default on it, or name another stream", ErrNotDurable, c.Stream)
+		return notDurable(c.Stream)
 	}
 	s.stream = stream
 	s.streamBytes.Store(stream.CachedInfo().State.Bytes)
@@ -139,6 +142,10 @@ func (s *Sink) provisionStream(ctx context.Context) error {
 		s.log.Info("nats stream has one replica: an acknowledged event lives on one server's disk")
 	}
 	return nil
+}
+
+func notDurable(stream string) error {
+	return fmt.Errorf("%w: stream %s; set its persist_mode to default, or name another stream", ErrNotDurable, stream)
 }
 
 // applyLimits sets the retention of a stream the bridge manages.

@@ -19,6 +19,7 @@ import (
 	"log/slog"
 	"sync"
 	"sync/atomic"
+	"time"
 
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
@@ -188,15 +189,14 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	return sinks.Receipt{Duplicate: duplicate}, nil
 }
 
-// bound limits ctx to Config.PublishTimeout and ends it when Close gives
-// up on in-flight publishes.
+// bound limits ctx to Config.PublishTimeout. A caller's earlier deadline
+// is kept as it is, without a new context (the bridge's own publish
+// deadline is shorter).
 func (s *Sink) bound(ctx context.Context) (context.Context, context.CancelFunc) {
-	ctx, cancel := context.WithTimeout(ctx, s.cfg.PublishTimeout)
-	stop := context.AfterFunc(s.closing, cancel)
-	return ctx, func() {
-		stop()
-		cancel()
+	if d, ok := ctx.Deadline(); ok && time.Until(d) <= s.cfg.PublishTimeout {
+		return ctx, func() {}
 	}
+	return context.WithTimeout(ctx, s.cfg.PublishTimeout)
 }
 
 func publishErr(subject string, err error) error {

@@ -132,7 +132,8 @@ func (s *Sink) provisionStream(ctx context.Context) error {
 	}
 	s.stream = stream
 	s.streamBytes.Store(stream.CachedInfo().State.Bytes)
-	s.filters.Store(&sc.Subjects)
+	subjects = slices.Clone(sc.Subjects)
+	s.filters.Store(&subjects)
 	d := durabilityOf(sc)
 	s.durability.Store(&d)
 	s.log.Info("nats stream durability", "stream", d.Stream, "managed", d.Managed, "storage", d.Storage,
@@ -212,17 +213,20 @@ func (s *Sink) admit(ctx context.Context, subject string) error {
 	}
 	s.stale.Store(false)
 	sc := info.Config
-	s.filters.Store(&sc.Subjects)
-	if anyCovers(sc.Subjects, subject) {
+	// A copy: sc.Subjects is about to change, and the cached list must
+	// not change with it if the server refuses.
+	current := slices.Clone(sc.Subjects)
+	s.filters.Store(&current)
+	if anyCovers(current, subject) {
 		return nil
 	}
-	if learnt := s.learntFamilies(sc.Subjects); learnt >= s.cfg.MaxFamilies {
+	if learnt := s.learntFamilies(current); learnt >= s.cfg.MaxFamilies {
 		s.refused[family] = struct{}{}
 		s.log.Warn("nats stream holds its maximum of new event families; refusing another", "stream", s.cfg.Stream,
 			"filter", family, "max_families", s.cfg.MaxFamilies)
 		return fmt.Errorf("%w: stream %s holds %d new families, its maximum", sinks.ErrSubjectRefused, s.cfg.Stream, learnt)
 	}
-	sc.Subjects = pruneFilters(append(sc.Subjects, family))
+	sc.Subjects = pruneFilters(append(slices.Clone(current), family))
 	updated, err := s.js.UpdateStream(ctx, sc)
 	var apiErr *jetstream.APIError
 	if errors.As(err, &apiErr) {

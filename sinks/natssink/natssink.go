@@ -34,7 +34,7 @@ type Sink struct {
 	log *slog.Logger
 	nc  *nats.Conn
 	// closing is cancelled when Close stops waiting for in-flight
-	// publishes, which then fail at once.
+	// publishes: it ends the JetStream round in flight.
 	closing   context.Context
 	endFlight context.CancelFunc
 	gate      sinks.Gate
@@ -237,8 +237,10 @@ func (s *Sink) Ready(ctx context.Context) error {
 
 // Close stops new publishes (they fail with sinks.ErrClosed), waits for
 // those in flight until ctx ends, then closes the connection. Publishes
-// still in flight when ctx ends fail at once with sinks.ErrUnavailable,
-// and Close returns ctx's error. It is idempotent: later calls return nil.
+// still in flight when ctx ends fail with sinks.ErrUnavailable (core
+// flushes and JetStream rounds at once, a lone JetStream publish to a
+// stream without atomic batches within PublishTimeout), and Close returns
+// ctx's error. It is idempotent: later calls return nil.
 func (s *Sink) Close(ctx context.Context) error {
 	first, err := s.gate.Close(ctx)
 	if !first {

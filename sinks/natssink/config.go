@@ -96,7 +96,8 @@ type Config struct {
 	// Default DefaultMaxAge.
 	MaxAge time.Duration
 	// MaxBytes is the size limit of a stream the bridge manages; beyond it
-	// the stream refuses new messages (DiscardNew). Default DefaultMaxBytes.
+	// the stream refuses new messages (DiscardNew). Default DefaultMaxBytes;
+	// -1 for none (the server's store limit then applies).
 	MaxBytes int64
 	// Replicas is the replica count of a stream the sink creates. Default
 	// DefaultReplicas.
@@ -263,8 +264,8 @@ func (c Config) firstInvalid() *sinks.FieldError {
 			return bad("MaxAge", "%v is negative", c.MaxAge)
 		case c.DedupWindow > c.MaxAge:
 			return bad("DedupWindow", "%v exceeds MaxAge %v", c.DedupWindow, c.MaxAge)
-		case c.MaxBytes < 0:
-			return bad("MaxBytes", "%d is negative", c.MaxBytes)
+		case c.MaxBytes < -1:
+			return bad("MaxBytes", "%d: want a size in bytes, or -1 for none", c.MaxBytes)
 		case c.Replicas < 1 || c.Replicas > 5:
 			return bad("Replicas", "%d: want 1 to 5", c.Replicas)
 		}

@@ -243,6 +243,12 @@ func (b *batcher) sendBatch(ctx context.Context, part []*pending) bool {
 func (b *batcher) sendEach(ctx context.Context, part []*pending) {
 	acks := make([]jetstream.PubAckFuture, len(part))
 	for i, p := range part {
+		if err := ctx.Err(); err != nil {
+			// The round is over (a batch used up its time, or Close): a
+			// message sent now would be stored after its caller heard 503.
+			p.done <- result{err: fmt.Errorf("waiting for the stream: %w", err)}
+			continue
+		}
 		f, err := b.js.PublishMsgAsync(p.msg)
 		if err != nil {
 			p.done <- result{err: err}

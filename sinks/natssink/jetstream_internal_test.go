@@ -318,3 +318,27 @@ func TestChosenPublishThatGaveUpStillLeads(t *testing.T) {
 		<-firstDone
 	}
 }
+
+// On a stream without atomic batches (an operator's, an older server's)
+// every publish goes by itself: no round waits for a batch that cannot be.
+func TestStreamWithoutAtomicBatchesPublishesOneByOne(t *testing.T) {
+	srv := natstest.Start(t)
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+	js, err := jetstream.New(srv.Client(t))
+	if err != nil {
+		t.Fatal(err)
+	}
+	subjects := StreamSubjects("", DefaultDeadLetterSubject)
+	if _, err := js.CreateStream(ctx, jetstream.StreamConfig{Name: DefaultStream, Subjects: subjects, Duplicates: DefaultDedupWindow}); err != nil {
+		t.Fatal(err)
+	}
+	s, err := New(ctx, Config{URL: srv.URL(), Subjects: subjects})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+	if _, ok := s.publisher.(oneByOne); !ok {
+		t.Fatalf("publisher is %T on a stream without allow_atomic, want oneByOne", s.publisher)
+	}
+}

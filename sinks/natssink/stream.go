@@ -45,7 +45,7 @@ type Durability struct {
 	Stream string
 	// Managed is true for a stream the bridge created (it sets its limits).
 	Managed bool
-	// Storage is "file" or "memory".
+	// Storage is "File" or "Memory".
 	Storage string
 	// Replicas is the number of servers that hold each message.
 	Replicas int

@@ -199,6 +199,11 @@ func (s *Sink) admit(ctx context.Context, subject string) error {
 	defer cancel()
 	s.admitMu.Lock()
 	defer s.admitMu.Unlock()
+	// The publishes of a new family's first burst all queue here: only the
+	// first needs to ask the server.
+	if !s.stale.Load() && anyCovers(*s.filters.Load(), subject) {
+		return nil
+	}
 	if _, ok := s.refused[family]; ok {
 		return fmt.Errorf("%w: stream %s was refused %s before", sinks.ErrSubjectRefused, s.cfg.Stream, family)
 	}

@@ -8,8 +8,9 @@
 // lifecycle, Publish), encode.go (sinks.Message to nats.Msg), core.go (core
 // publish and its confirming flush), stream.go (the stream at start, the
 // admission of a new event family, the store's health), jetstream.go (the
-// publish to the stream, alone or in atomic batches), connect.go (the
-// connection), config.go, subjects.go.
+// publish to the stream, alone or in atomic batches), metrics.go (the
+// stream's usage for Prometheus), connect.go (the connection), config.go,
+// subjects.go.
 package natssink
 
 import (

@@ -118,8 +118,24 @@ func jetStreamHarness(t *testing.T, b *broker) sinktest.Harness {
 		Fetch: func(t *testing.T, subject string, n int, timeout time.Duration) []sinks.Message {
 			return decodeAll(t, fetchStream(t, b.Client(t), subject, n, timeout))
 		},
-		DedupsByID: true,
-		Outage:     b.outage,
+		DedupsByID:   true,
+		Outage:       b.outage,
+		Unresponsive: b.unresponsive(natssink.ModeJetStream),
+	}
+}
+
+// unresponsive returns a sink connected through a proxy that, from then
+// on, swallows what the sink sends and answers nothing.
+func (b *broker) unresponsive(mode string) func(t *testing.T) sinks.Sink {
+	return func(t *testing.T) sinks.Sink {
+		t.Helper()
+		px := natstest.StartProxy(t, b.URL())
+		cfg := b.config(mode)
+		cfg.URL = px.URL()
+		cfg.PublishTimeout = 2 * time.Second
+		s := newSink(t, cfg)
+		px.Silence()
+		return s
 	}
 }
 
@@ -190,7 +206,8 @@ func coreHarness(t *testing.T, b *broker) sinktest.Harness {
 			}
 			return decodeAll(t, out)
 		},
-		Outage: b.outage,
+		Outage:       b.outage,
+		Unresponsive: b.unresponsive(natssink.ModeCore),
 	}
 }
 

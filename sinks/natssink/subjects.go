@@ -96,3 +96,10 @@ func anyCovers(filters []string, subject string) bool {
 	}
 	return false
 }
+
+// reservedSubject reports whether s belongs to the server or its clients'
+// plumbing ("_INBOX.…" replies, "$JS.API.…", "$SYS.…"): a stream that
+// captured such subjects would store every PubAck and API reply.
+func reservedSubject(s string) bool {
+	return strings.HasPrefix(s, "_") || strings.HasPrefix(s, "$")
+}

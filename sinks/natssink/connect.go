@@ -1,0 +1,116 @@
+package natssink
+
+import (
+	"context"
+	"crypto/tls"
+	"crypto/x509"
+	"errors"
+	"fmt"
+	"log/slog"
+	"net"
+	"time"
+
+	"github.com/nats-io/nats.go"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+)
+
+// options are the nats.go options of the sink's connection.
+func options(c Config, log *slog.Logger) ([]nats.Option, error) {
+	opts := []nats.Option{
+		nats.Name(c.Name),
+		nats.Timeout(c.ConnectTimeout),
+		nats.MaxReconnects(-1),
+		nats.ReconnectWait(c.ReconnectWait),
+		// No reconnect buffer: a publish while disconnected must fail, never
+		// sit in a buffer that a lost connection would discard after the
+		// bridge answered 200.
+		nats.ReconnectBufSize(-1),
+		// Detect a dead TCP connection within a minute rather than the
+		// default's four.
+		nats.PingInterval(20 * time.Second),
+		nats.DisconnectErrHandler(func(_ *nats.Conn, err error) {
+			if err != nil {
+				log.Warn("nats disconnected", "err", err)
+			} else {
+				log.Info("nats disconnected")
+			}
+		}),
+		nats.ReconnectHandler(func(nc *nats.Conn) {
+			log.Info("nats reconnected", "url", nc.ConnectedUrlRedacted())
+		}),
+		nats.ClosedHandler(func(*nats.Conn) {
+			log.Info("nats connection closed")
+		}),
+		nats.ErrorHandler(func(_ *nats.Conn, _ *nats.Subscription, err error) {
+			log.Error("nats async error", "err", err)
+		}),
+	}
+	switch {
+	case c.CredsFile != "":
+		opts = append(opts, nats.UserCredentials(c.CredsFile))
+	case c.NKeySeedFile != "":
+		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
+		if err != nil {
+			return nil, fmt.Errorf("%w: %w", ErrConfig, &sinks.FieldError{Field: "NKeySeedFile", Reason: err.Error()})
+		}
+		opts = append(opts, o)
+	case c.Token != "":
+		opts = append(opts, nats.Token(c.Token))
+	case c.User != "":
+		opts = append(opts, nats.UserInfo(c.User, c.Password))
+	}
+	if c.CAFile != "" {
+		opts = append(opts, nats.RootCAs(c.CAFile))
+	}
+	if c.CertFile != "" {
+		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
+	}
+	return append(opts, c.Options...), nil
+}
+
+// connect retries the initial connection until ctx ends; nats.go's own
+// RetryOnFailedConnect would return a connection that is not up yet.
+func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, error) {
+	for {
+		nc, err := nats.Connect(cfg.URL, opts...)
+		if err == nil {
+			return nc, nil
+		}
+		if permanent(err) {
+			// Retrying cannot fix credentials or certificates.
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w", redactURL(cfg.URL), sinks.ErrUnavailable, err)
+		}
+		select {
+		case <-ctx.Done():
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w (gave up: %w)", redactURL(cfg.URL), sinks.ErrUnavailable, err, ctx.Err())
+		case <-time.After(cfg.ReconnectWait):
+		}
+	}
+}
+
+// permanent reports whether a connection error will recur on every try: the
+// server refused the credentials, a certificate failed verification (ours
+// by the server, which says so in a TLS alert, or the server's by us), or
+// one side wants TLS and the other does not.
+//
+// A TLS handshake cut short is not final: a server at max_connections
+// answers in plain text and hangs up, and a TLS proxy whose backend is
+// still starting closes right after the handshake; both clear up on their
+// own, like a server that is not listening yet.
+func permanent(err error) bool {
+	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
+		return true
+	}
+	var verifyErr *tls.CertificateVerificationError
+	var unknownAuthority x509.UnknownAuthorityError
+	var hostnameErr x509.HostnameError
+	var invalidCert x509.CertificateInvalidError
+	// crypto/tls reports an alert the server sent (it refused our
+	// certificate or found none) as a net.OpError with this Op.
+	var opErr *net.OpError
+	remoteAlert := errors.As(err, &opErr) && opErr.Op == "remote error"
+	return remoteAlert || errors.As(err, &verifyErr) || errors.As(err, &unknownAuthority) ||
+		errors.As(err, &hostnameErr) || errors.As(err, &invalidCert)
+}

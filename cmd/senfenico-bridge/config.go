@@ -82,13 +82,6 @@ type config struct {
 const (
 	defaultShutdownTimeout = 20 * time.Second
 	defaultDataDir         = "./data"
-	// TODO(merge): take these four from natssink.DefaultReplicas,
-	// DefaultMaxAge, DefaultMaxBytes and DefaultMaxFamilies once the
-	// natssink redesign exports them.
-	defaultStreamReplicas    = 1
-	defaultStreamMaxAge      = 168 * time.Hour
-	defaultStreamMaxBytes    = 1 << 30
-	defaultStreamMaxFamilies = 32
 )
 
 // defaultConfig is the configuration with no variable set: each default is
@@ -110,10 +103,10 @@ func defaultConfig() config {
 		LogLevel:              slog.LevelInfo,
 		NATSMode:              natssink.ModeJetStream,
 		NATSStream:            natssink.DefaultStream,
-		NATSStreamReplicas:    defaultStreamReplicas,
-		NATSStreamMaxAge:      defaultStreamMaxAge,
-		NATSStreamMaxBytes:    defaultStreamMaxBytes,
-		NATSStreamMaxFamilies: defaultStreamMaxFamilies,
+		NATSStreamReplicas:    natssink.DefaultReplicas,
+		NATSStreamMaxAge:      natssink.DefaultMaxAge,
+		NATSStreamMaxBytes:    natssink.DefaultMaxBytes,
+		NATSStreamMaxFamilies: natssink.DefaultMaxFamilies,
 		NATSEmbeddedListen:    natsembed.DefaultListen,
 		DataDir:               defaultDataDir,
 		KafkaTopicPartitions:  kafkasink.DefaultTopicPartitions,
@@ -217,23 +210,24 @@ var fieldVariables = map[error]map[string]string{
 		"ReaderPassword": "NATS_EMBEDDED_READER_PASSWORD",
 	},
 	natssink.ErrConfig: {
-		"URL":          "NATS_URL",
-		"Mode":         "NATS_MODE",
-		"Stream":       "NATS_STREAM",
-		"Subjects":     "TOPIC_PREFIX",
-		"DedupWindow":  "DEDUP_WINDOW",
-		"MaxAge":       "NATS_STREAM_MAX_AGE",
-		"MaxBytes":     "NATS_STREAM_MAX_BYTES",
-		"MaxFamilies":  "NATS_STREAM_MAX_FAMILIES",
-		"Replicas":     "NATS_STREAM_REPLICAS",
-		"CredsFile":    "NATS_CREDS",
-		"NKeySeedFile": "NATS_NKEY_SEED",
-		"Token":        "NATS_TOKEN",
-		"User":         "NATS_USER",
-		"Password":     "NATS_PASSWORD",
-		"CAFile":       "NATS_TLS_CA",
-		"CertFile":     "NATS_TLS_CERT",
-		"KeyFile":      "NATS_TLS_KEY",
+		"URL":            "NATS_URL",
+		"Mode":           "NATS_MODE",
+		"Stream":         "NATS_STREAM",
+		"Subjects":       "TOPIC_PREFIX",
+		"DedupWindow":    "DEDUP_WINDOW",
+		"MaxAge":         "NATS_STREAM_MAX_AGE",
+		"MaxBytes":       "NATS_STREAM_MAX_BYTES",
+		"MaxFamilies":    "NATS_STREAM_MAX_FAMILIES",
+		"Replicas":       "NATS_STREAM_REPLICAS",
+		"PublishTimeout": "PUBLISH_TIMEOUT",
+		"CredsFile":      "NATS_CREDS",
+		"NKeySeedFile":   "NATS_NKEY_SEED",
+		"Token":          "NATS_TOKEN",
+		"User":           "NATS_USER",
+		"Password":       "NATS_PASSWORD",
+		"CAFile":         "NATS_TLS_CA",
+		"CertFile":       "NATS_TLS_CERT",
+		"KeyFile":        "NATS_TLS_KEY",
 	},
 	kafkasink.ErrConfig: {
 		"Brokers":          "KAFKA_BROKERS",
@@ -430,17 +424,20 @@ func (c *config) natsConfig(logger *slog.Logger) natssink.Config {
 		DedupWindow: c.DedupWindow,
 		MaxAge:      c.NATSStreamMaxAge,
 		Replicas:    c.NATSStreamReplicas,
-		// TODO(merge): MaxBytes: c.NATSStreamMaxBytes,
-		// MaxFamilies: c.NATSStreamMaxFamilies, once natssink.Config has them.
-		CredsFile:    c.NATSCreds,
-		NKeySeedFile: c.NATSNKeySeed,
-		Token:        c.NATSToken,
-		User:         c.NATSUser,
-		Password:     c.NATSPassword,
-		CAFile:       c.NATSTLSCA,
-		CertFile:     c.NATSTLSCert,
-		KeyFile:      c.NATSTLSKey,
-		Logger:       logger,
+		MaxBytes:    c.NATSStreamMaxBytes,
+		MaxFamilies: c.NATSStreamMaxFamilies,
+		// The sink's own bound on a publish is the request's: a publish
+		// that outlives PUBLISH_TIMEOUT was answered 503 already.
+		PublishTimeout: c.PublishTimeout,
+		CredsFile:      c.NATSCreds,
+		NKeySeedFile:   c.NATSNKeySeed,
+		Token:          c.NATSToken,
+		User:           c.NATSUser,
+		Password:       c.NATSPassword,
+		CAFile:         c.NATSTLSCA,
+		CertFile:       c.NATSTLSCert,
+		KeyFile:        c.NATSTLSKey,
+		Logger:         logger,
 	}
 }
 

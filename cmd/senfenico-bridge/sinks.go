@@ -76,6 +76,7 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			if err != nil {
 				return err
 			}
+			reg.MustRegister(ns.Collector())
 			var s sinks.Sink = ns
 			if stack.embedded != nil {
 				s = storeAware{Sink: ns, store: stack.embedded}
@@ -136,6 +137,9 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 	s, err := waitForBroker(ctx, logger, variable, shown, func(ctx context.Context) (*natssink.Sink, error) {
 		return natssink.New(ctx, ncfg)
 	})
+	if errors.Is(err, natssink.ErrNotDurable) {
+		return nil, &environmentError{"NATS_STREAM", cfg.NATSStream, err}
+	}
 	if err != nil {
 		return nil, &environmentError{variable, shown, err}
 	}

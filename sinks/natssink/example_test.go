@@ -7,6 +7,8 @@ import (
 	"os"
 	"time"
 
+	"github.com/nats-io/nats.go"
+
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
@@ -28,8 +30,14 @@ func Example() {
 
 	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
 	defer cancel()
+	// Only the bridge's user may publish on the embedded server; its
+	// replies come on an inbox readers cannot answer on.
+	user, password := srv.BridgeCredentials()
 	sink, err := natssink.New(ctx, natssink.Config{
 		URL:      srv.ClientURL(),
+		User:     user,
+		Password: password,
+		Options:  []nats.Option{nats.CustomInboxPrefix(natsembed.BridgeInboxPrefix)},
 		Subjects: natssink.StreamSubjects("", natssink.DefaultDeadLetterSubject),
 	})
 	if err != nil {

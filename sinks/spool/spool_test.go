@@ -207,12 +207,21 @@ func TestOutageIsSpooledThenForwardedInOrder(t *testing.T) {
 			if got := metricValue(t, reg, "senfenico_bridge_spool_messages"); got != n-1 {
 				t.Fatalf("spool_messages %v, want %d", got, n-1)
 			}
+			if age := metricValue(t, reg, "senfenico_bridge_spool_oldest_age_seconds"); age <= 0 {
+				t.Fatalf("oldest_age_seconds %v while the spool holds events", age)
+			}
+			if b := metricValue(t, reg, "senfenico_bridge_spool_bytes"); b <= 0 {
+				t.Fatalf("spool_bytes %v while the spool holds events", b)
+			}
 			next.setDown(false, false)
 			next.waitIDs(t, ids(0, n))
 			// Drained: publishing is direct again.
 			waitFor(t, "publishing direct again", func() bool { return !s.Spooling() })
 			if r := publish(t, s, message(n)); r.Spooled {
 				t.Fatalf("receipt %+v after the spool drained, want direct", r)
+			}
+			if got := metricValue(t, reg, "senfenico_bridge_spool_messages") + metricValue(t, reg, "senfenico_bridge_spool_oldest_age_seconds"); got != 0 {
+				t.Fatalf("spool_messages + oldest_age_seconds %v after the drain, want 0", got)
 			}
 			if got := metricValue(t, reg, "senfenico_bridge_spool_forwarded_total"); got != n-1 {
 				t.Fatalf("forwarded_total %v, want %d", got, n-1)
@@ -323,17 +332,30 @@ func TestEachSinkHasItsOwnPosition(t *testing.T) {
 	sp := open(t, t.TempDir())
 	natsNext, kafkaNext := newFlaky("nats"), newFlaky("kafka")
 	natsSink, kafkaSink := wrap(t, sp, natsNext), wrap(t, sp, kafkaNext)
+	natsNext.setDown(true, false)
 	kafkaNext.setDown(true, false)
-	for i := range 10 {
-		if r := publish(t, natsSink, message(i)); r.Spooled {
-			t.Fatalf("nats event %d spooled while nats is up", i)
-		}
-		// The same ce-id spooled for kafka is not a duplicate of nats's.
-		if r := publish(t, kafkaSink, message(i)); !r.Spooled || r.Duplicate {
-			t.Fatalf("kafka event %d: %+v, want spooled, not a duplicate", i, r)
+	for i := range 5 {
+		// The same ce-id spooled for both sinks: neither copy is a
+		// duplicate of the other's.
+		for _, s := range []sinks.Sink{natsSink, kafkaSink} {
+			if r := publish(t, s, message(i)); !r.Spooled || r.Duplicate {
+				t.Fatalf("%s event %d: %+v, want spooled, not a duplicate", s.Name(), i, r)
+			}
 		}
 	}
+	natsNext.setDown(false, false)
+	natsNext.waitIDs(t, ids(0, 5))
+	waitFor(t, "nats publishing direct", func() bool { return !natsSink.Spooling() })
+	for i := 5; i < 10; i++ {
+		if r := publish(t, natsSink, message(i)); r.Spooled {
+			t.Fatalf("nats event %d spooled while nats is up and its spool empty", i)
+		}
+		publish(t, kafkaSink, message(i))
+	}
 	natsNext.waitIDs(t, ids(0, 10))
+	if !kafkaSink.Spooling() || len(kafkaNext.ids()) != 0 {
+		t.Fatal("kafka's events left the spool while kafka is down")
+	}
 	kafkaNext.setDown(false, false)
 	kafkaNext.waitIDs(t, ids(0, 10))
 }

@@ -11,9 +11,11 @@ import (
 	"time"
 
 	"github.com/caarlos0/env/v11"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/dedup"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/spool"
 )
 
 // config is everything the binary reads from its environment. The README's
@@ -34,6 +36,10 @@ type config struct {
 	LogFormat         string        `env:"LOG_FORMAT" envDefault:"text"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL" envDefault:"info"`
 	DebugAddr         string        `env:"DEBUG_ADDR"`
+
+	SpoolDir            string        `env:"SPOOL_DIR"`
+	SpoolMaxBytes       int64         `env:"SPOOL_MAX_BYTES" envDefault:"1073741824"`
+	SpoolConfirmTimeout time.Duration `env:"SPOOL_CONFIRM_TIMEOUT" envDefault:"2s"`
 
 	NATSURL            string `env:"NATS_URL"`
 	NATSMode           string `env:"NATS_MODE" envDefault:"jetstream"`
@@ -195,10 +201,45 @@ func (c *config) check() error {
 			return &configError{"DEBUG_ADDR", fmt.Sprintf("%q is not host:port with a numeric port (e.g. 127.0.0.1:6060)", c.DebugAddr)}
 		}
 	}
+	if err := c.checkSpool(); err != nil {
+		return err
+	}
 	if c.NATSURL == "" && seen["nats"] && c.DataDir == "" {
 		return &configError{"DATA_DIR", "the embedded NATS server needs a directory"}
 	}
 	return nil
+}
+
+// checkSpool validates the SPOOL_* variables when SPOOL_DIR is set.
+func (c *config) checkSpool() error {
+	if c.SpoolDir == "" {
+		return nil
+	}
+	if len(c.Sinks) == 1 && c.Sinks[0] == "nats" && c.NATSURL == "" {
+		return &configError{"SPOOL_DIR", "the embedded NATS server already stores events on local disk (DATA_DIR); a spool is for an external NATS_URL or Kafka"}
+	}
+	if c.SpoolMaxBytes <= 0 {
+		return &configError{"SPOOL_MAX_BYTES", "must be greater than zero"}
+	}
+	if c.SpoolConfirmTimeout <= 0 {
+		return &configError{"SPOOL_CONFIRM_TIMEOUT", "must be greater than zero"}
+	}
+	if c.SpoolConfirmTimeout >= c.PublishTimeout {
+		return &configError{"SPOOL_CONFIRM_TIMEOUT", fmt.Sprintf("%s leaves no time within PUBLISH_TIMEOUT %s to store the event in the spool", c.SpoolConfirmTimeout, c.PublishTimeout)}
+	}
+	return nil
+}
+
+// spoolConfig is the spool these variables describe.
+func (c *config) spoolConfig(logger *slog.Logger, reg prometheus.Registerer) spool.Config {
+	return spool.Config{
+		Dir:               c.SpoolDir,
+		MaxBytes:          c.SpoolMaxBytes,
+		ConfirmTimeout:    c.SpoolConfirmTimeout,
+		DeadLetterSubject: c.DeadLetterSubject,
+		Registerer:        reg,
+		Logger:            logger,
+	}
 }
 
 // dedupConfig is the in-process duplicate window these variables describe.
@@ -272,6 +313,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("nats_token", redact(c.NATSToken)),
 		slog.String("nats_password", redact(c.NATSPassword)),
 		slog.Any("kafka_brokers", c.KafkaBrokers),
+		slog.String("spool_dir", c.SpoolDir),
 		slog.String("kafka_sasl_password", redact(c.KafkaSASLPassword)),
 	)
 }

@@ -15,20 +15,26 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinkmetrics"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/spool"
 )
 
 // sinkStack is the sink the bridge publishes to, and what must be stopped
 // after it.
 type sinkStack struct {
 	sink     sinks.Sink
+	spool    *spool.Spool
 	embedded *natsembed.Server
 }
 
-// close closes the sinks, then the embedded server they may publish to.
+// close closes the sinks, then the spool their forwarders read, then the
+// embedded server they may publish to.
 func (s *sinkStack) close(ctx context.Context) error {
 	var errs []error
 	if s.sink != nil {
 		errs = append(errs, s.sink.Close(ctx))
+	}
+	if s.spool != nil {
+		errs = append(errs, s.spool.Close(ctx))
 	}
 	if s.embedded != nil {
 		errs = append(errs, s.embedded.Shutdown(ctx))
@@ -53,6 +59,13 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 	}()
 	metrics := sinkmetrics.New(reg)
 	window := cfg.dedupConfig()
+	if cfg.SpoolDir != "" {
+		sp, err := spool.Open(ctx, cfg.spoolConfig(logger, reg))
+		if err != nil {
+			return nil, fmt.Errorf("spool (SPOOL_DIR %s): %w", cfg.SpoolDir, err)
+		}
+		stack.spool = sp
+	}
 	for _, name := range cfg.Sinks {
 		var s sinks.Sink
 		switch name {
@@ -84,6 +97,16 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 				return nil, fmt.Errorf("kafka sink (KAFKA_BROKERS %v): %w", cfg.KafkaBrokers, err)
 			}
 			s = dedup.Wrap(metrics.Wrap(ks), window)
+		}
+		// Each broker sink gets its own position in the spool, so that one
+		// broker's outage leaves the other's events direct. The embedded
+		// server needs none: its store is the local disk already.
+		if stack.spool != nil && (name != "nats" || cfg.NATSURL != "") {
+			spooled, err := stack.spool.Wrap(ctx, s)
+			if err != nil {
+				return nil, errors.Join(fmt.Errorf("spool (SPOOL_DIR %s): %w", cfg.SpoolDir, err), s.Close(context.Background()))
+			}
+			s = spooled
 		}
 		built = append(built, s)
 	}

@@ -208,9 +208,11 @@ func payment(reference string) [2]string {
 }
 
 // TestSpoolSurvivesSIGKILL kills the bridge while its spool holds events,
-// then starts a new one on the same SPOOL_DIR: everything answered 200 is
-// forwarded once the broker is back, once per ce-id, in the order it was
-// answered (so each payment's pending before its success).
+// then starts a new one on the same SPOOL_DIR while the broker is still
+// down: it serves and spools, answers a resend of an event spooled before
+// the kill as a duplicate, and once the broker is back everything answered
+// 200 is forwarded, once per ce-id, in the order it was answered (so each
+// payment's pending before its success).
 func TestSpoolSurvivesSIGKILL(t *testing.T) {
 	server := startNATSProcess(t)
 	dir := t.TempDir()
@@ -254,8 +256,18 @@ func TestSpoolSurvivesSIGKILL(t *testing.T) {
 	first.cmd.Process.Kill()
 	<-first.done
 
-	server.start()
+	// The broker is still down: the new bridge starts all the same, and
+	// spools.
 	second := startBridge(t, vars)
+	if a := postEvent(t, second, resend); a.Status != http.StatusOK || !a.Spooled || !a.Duplicate {
+		t.Fatalf("resend of an event spooled before the kill: %+v, want a spooled duplicate", a)
+	}
+	for range 5 {
+		for _, body := range payment(randomReference()) {
+			post(second, body, true)
+		}
+	}
+	server.start()
 	got := readStream(t, server.URL(), "SENFENICO", len(answered), 60*time.Second)
 	ids := make([]string, len(got))
 	for i, m := range got {

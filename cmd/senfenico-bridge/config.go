@@ -230,6 +230,13 @@ func (c *config) checkSpool() error {
 	return nil
 }
 
+// spooled reports whether the sink named name goes through the spool: every
+// sink when SPOOL_DIR is set, except the embedded NATS server, whose store is
+// the local disk already.
+func (c *config) spooled(name string) bool {
+	return c.SpoolDir != "" && (name != "nats" || c.NATSURL != "")
+}
+
 // spoolConfig is the spool these variables describe.
 func (c *config) spoolConfig(logger *slog.Logger, reg prometheus.Registerer) spool.Config {
 	return spool.Config{

@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"time"
 
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -70,7 +71,9 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 		var s sinks.Sink
 		switch name {
 		case "nats":
-			ns, err := buildNATS(ctx, cfg, logger, stack)
+			ns, err := connectSink(ctx, cfg, name, logger, func(ctx context.Context) (sinks.Sink, error) {
+				return buildNATS(ctx, cfg, logger, stack)
+			})
 			if err != nil {
 				return nil, err
 			}
@@ -80,18 +83,20 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			// wire altogether, in both modes.
 			s = dedup.Wrap(metrics.Wrap(ns), window)
 		case "kafka":
-			ks, err := kafkasink.New(ctx, kafkasink.Config{
-				Brokers:          cfg.KafkaBrokers,
-				TopicPartitions:  cfg.KafkaTopicPartitions,
-				TopicReplication: cfg.KafkaTopicReplication,
-				TLS:              cfg.KafkaTLS,
-				CAFile:           cfg.KafkaTLSCA,
-				CertFile:         cfg.KafkaTLSCert,
-				KeyFile:          cfg.KafkaTLSKey,
-				SASLMechanism:    cfg.KafkaSASLMechanism,
-				SASLUsername:     cfg.KafkaSASLUsername,
-				SASLPassword:     cfg.KafkaSASLPassword,
-				Logger:           logger,
+			ks, err := connectSink(ctx, cfg, name, logger, func(ctx context.Context) (sinks.Sink, error) {
+				return kafkasink.New(ctx, kafkasink.Config{
+					Brokers:          cfg.KafkaBrokers,
+					TopicPartitions:  cfg.KafkaTopicPartitions,
+					TopicReplication: cfg.KafkaTopicReplication,
+					TLS:              cfg.KafkaTLS,
+					CAFile:           cfg.KafkaTLSCA,
+					CertFile:         cfg.KafkaTLSCert,
+					KeyFile:          cfg.KafkaTLSKey,
+					SASLMechanism:    cfg.KafkaSASLMechanism,
+					SASLUsername:     cfg.KafkaSASLUsername,
+					SASLPassword:     cfg.KafkaSASLPassword,
+					Logger:           logger,
+				})
 			})
 			if err != nil {
 				return nil, fmt.Errorf("kafka sink (KAFKA_BROKERS %v): %w", cfg.KafkaBrokers, err)
@@ -99,9 +104,8 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			s = dedup.Wrap(metrics.Wrap(ks), window)
 		}
 		// Each broker sink gets its own position in the spool, so that one
-		// broker's outage leaves the other's events direct. The embedded
-		// server needs none: its store is the local disk already.
-		if stack.spool != nil && (name != "nats" || cfg.NATSURL != "") {
+		// broker's outage leaves the other's events direct.
+		if cfg.spooled(name) {
 			spooled, err := stack.spool.Wrap(ctx, s)
 			if err != nil {
 				return nil, errors.Join(fmt.Errorf("spool (SPOOL_DIR %s): %w", cfg.SpoolDir, err), s.Close(context.Background()))
@@ -116,6 +120,32 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 		stack.sink = fanout.New(built...)
 	}
 	return stack, nil
+}
+
+// firstConnectWithSpool bounds the first connection to a spooled sink's
+// broker at start; after it the bridge serves and spools meanwhile.
+const firstConnectWithSpool = 10 * time.Second
+
+// connectSink builds a sink with connect. A spooled sink whose broker cannot
+// be reached within firstConnectWithSpool does not stop the start: it is
+// connected in the background (spool.Deferred) and its events are spooled
+// meanwhile, so a bridge restarted during an outage keeps answering 200.
+func connectSink(ctx context.Context, cfg config, name string, logger *slog.Logger, connect func(context.Context) (sinks.Sink, error)) (sinks.Sink, error) {
+	if !cfg.spooled(name) {
+		return connect(ctx)
+	}
+	first, cancel := context.WithTimeout(ctx, firstConnectWithSpool)
+	s, err := connect(first)
+	cancel()
+	if err == nil {
+		return s, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	logger.Warn("broker unreachable at start; serving anyway, its events are spooled until it connects",
+		slog.String("sink", name), slog.Any("err", err))
+	return spool.NewDeferred(name, connect, logger), nil
 }
 
 // buildNATS connects to NATS_URL, or starts the embedded server when it is

@@ -252,6 +252,13 @@ func Open(ctx context.Context, cfg Config) (_ *Spool, err error) {
 		return nil, fmt.Errorf("spool: create stream: %w", err)
 	}
 	sp.metrics = newMetrics(sp, cfg.Registerer)
+	// Each wrapped sink logs what it finds for itself; this line also shows
+	// events left for a sink that is no longer configured, which stay
+	// until it is again.
+	if info, err := sp.stream.Info(ctx, jetstream.WithSubjectFilter(subjectPrefix+">")); err == nil && info.State.Msgs > 0 {
+		cfg.Logger.Warn("spool holds events from an earlier run",
+			slog.Any("events_by_subject", info.State.Subjects), slog.Uint64("bytes", info.State.Bytes))
+	}
 	return sp, nil
 }
 

@@ -3,6 +3,8 @@ package main
 import (
 	"bytes"
 	"context"
+	"os"
+	"path/filepath"
 	"strings"
 	"testing"
 	"time"
@@ -43,27 +45,42 @@ func TestSpoolConfigErrorsNameTheVariable(t *testing.T) {
 	}
 }
 
-// TestSpoolDirOfAnotherProcess: a SPOOL_DIR in use ends the start at once,
-// exit 1, with a line that names the variable.
-func TestSpoolDirOfAnotherProcess(t *testing.T) {
-	dir := t.TempDir()
-	held, err := spool.Open(context.Background(), spool.Config{Dir: dir})
+// TestSpoolDirUnusable: a SPOOL_DIR in use by another process, or one that
+// cannot be created, ends the start at once, exit 1, with a line that names
+// the variable.
+func TestSpoolDirUnusable(t *testing.T) {
+	held := t.TempDir()
+	sp, err := spool.Open(context.Background(), spool.Config{Dir: held})
 	if err != nil {
 		t.Fatal(err)
 	}
-	defer held.Close(context.Background())
-	env := map[string]string{
-		"SENFENICO_WEBHOOK_KEYS": "k",
-		"LISTEN_ADDR":            "127.0.0.1:0",
-		"LOG_FORMAT":             "json",
-		"NATS_URL":               "nats://127.0.0.1:1",
-		"SPOOL_DIR":              dir,
+	defer sp.Close(context.Background())
+	file := filepath.Join(t.TempDir(), "file")
+	if err := os.WriteFile(file, nil, 0o600); err != nil {
+		t.Fatal(err)
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
-	defer cancel()
-	var stdout, stderr bytes.Buffer
-	code := run(ctx, nil, env, strings.NewReader(""), &stdout, &stderr)
-	if code != exitFailed || !strings.Contains(stderr.String(), "SPOOL_DIR "+dir) || !strings.Contains(stderr.String(), "in use by another process") {
-		t.Fatalf("exit %d, stderr %q: want exit 1 naming SPOOL_DIR and the lock", code, stderr.String())
+	tests := []struct {
+		name, dir, why string
+	}{
+		{"in use", held, "in use by another process"},
+		{"under a file", filepath.Join(file, "spool"), "not a directory"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			env := map[string]string{
+				"SENFENICO_WEBHOOK_KEYS": "k",
+				"LISTEN_ADDR":            "127.0.0.1:0",
+				"LOG_FORMAT":             "json",
+				"NATS_URL":               "nats://127.0.0.1:1",
+				"SPOOL_DIR":              tt.dir,
+			}
+			ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+			defer cancel()
+			var stdout, stderr bytes.Buffer
+			code := run(ctx, nil, env, strings.NewReader(""), &stdout, &stderr)
+			if code != exitFailed || !strings.Contains(stderr.String(), "SPOOL_DIR "+tt.dir) || !strings.Contains(stderr.String(), tt.why) {
+				t.Fatalf("exit %d, stderr %q: want exit 1 naming SPOOL_DIR and %q", code, stderr.String(), tt.why)
+			}
+		})
 	}
 }

@@ -103,10 +103,16 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	if receipt.Duplicate && out == outPublished {
 		out = outDuplicate
 	}
+	if receipt.Spooled && out == outPublished {
+		// Senfenico understands only 200, so the status cannot say that the
+		// event waits on local disk for its broker; the answer's body and
+		// the request's log line (reason "spooled") do.
+		out = outSpooled
+	}
 	if out == outSchemaInvalid {
 		s.metrics.schemaInvalid.Inc()
 	}
-	writeAccepted(w, &msg, receipt.Duplicate)
+	writeAccepted(w, &msg, receipt)
 	return out, &msg, nil
 }
 
@@ -192,17 +198,21 @@ func (s *Server) fail(w http.ResponseWriter, out outcome, body []byte) outcome {
 	return out
 }
 
-// writeAccepted answers 200 with {"id", "subject", "duplicate"}. The id is
-// hex and the subject routable or the configured dead-letter subject, so
-// neither needs escaping.
-func writeAccepted(w http.ResponseWriter, msg *sinks.Message, duplicate bool) {
-	b := make([]byte, 0, 64+len(msg.ID)+len(msg.Subject))
+// writeAccepted answers 200 with {"id", "subject", "duplicate"}, and
+// "spooled": true when the event waits in the local spool (SPOOL_DIR) rather
+// than in the broker. The id is hex and the subject routable or the
+// configured dead-letter subject, so neither needs escaping.
+func writeAccepted(w http.ResponseWriter, msg *sinks.Message, receipt sinks.Receipt) {
+	b := make([]byte, 0, 80+len(msg.ID)+len(msg.Subject))
 	b = append(b, `{"id": "`...)
 	b = append(b, msg.ID...)
 	b = append(b, `", "subject": "`...)
 	b = append(b, msg.Subject...)
 	b = append(b, `", "duplicate": `...)
-	b = strconv.AppendBool(b, duplicate)
+	b = strconv.AppendBool(b, receipt.Duplicate)
+	if receipt.Spooled {
+		b = append(b, `, "spooled": true`...)
+	}
 	b = append(b, "}\n"...)
 	w.Header()["Content-Type"] = jsonContentType
 	w.WriteHeader(http.StatusOK)

@@ -20,6 +20,7 @@ type outcome struct {
 var (
 	outPublished       = outcome{200, "published"}
 	outDuplicate       = outcome{200, "duplicate"}
+	outSpooled         = outcome{200, "spooled"}
 	outUnroutable      = outcome{200, "unroutable"}
 	outReserved        = outcome{200, "reserved_name"}
 	outFamilyNotListed = outcome{200, "family_not_listed"}
@@ -34,7 +35,7 @@ var (
 	outBodyMemory      = outcome{503, "body_memory_full"}
 	outSinkUnavailable = outcome{503, "sink_unavailable"}
 	allOutcomes        = []outcome{
-		outPublished, outDuplicate, outUnroutable, outReserved, outFamilyNotListed, outSubjectRefused,
+		outPublished, outDuplicate, outSpooled, outUnroutable, outReserved, outFamilyNotListed, outSubjectRefused,
 		outMalformedData, outSchemaInvalid, outMalformed, outUnreadable, outMissingSig, outBadSig,
 		outTooLarge, outBodyMemory, outSinkUnavailable,
 	}

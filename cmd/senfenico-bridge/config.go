@@ -13,6 +13,7 @@ import (
 
 	"github.com/caarlos0/env/v11"
 	"github.com/nats-io/nats.go"
+	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
@@ -20,6 +21,7 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/spool"
 )
 
 // config is everything the binary reads from its environment. Defaults
@@ -44,6 +46,10 @@ type config struct {
 	LogFormat         string        `env:"LOG_FORMAT"`
 	LogLevel          slog.Level    `env:"LOG_LEVEL"`
 	DebugAddr         string        `env:"DEBUG_ADDR"`
+
+	SpoolDir            string        `env:"SPOOL_DIR"`
+	SpoolMaxBytes       int64         `env:"SPOOL_MAX_BYTES"`
+	SpoolConfirmTimeout time.Duration `env:"SPOOL_CONFIRM_TIMEOUT"`
 
 	NATSURL               string        `env:"NATS_URL"`
 	NATSMode              string        `env:"NATS_MODE"`
@@ -108,6 +114,8 @@ func defaultConfig() config {
 		NATSStreamMaxBytes:    natssink.DefaultMaxBytes,
 		NATSStreamMaxFamilies: natssink.DefaultMaxFamilies,
 		NATSEmbeddedListen:    natsembed.DefaultListen,
+		SpoolMaxBytes:         spool.DefaultMaxBytes,
+		SpoolConfirmTimeout:   spool.DefaultConfirmTimeout,
 		DataDir:               defaultDataDir,
 		KafkaTopicPartitions:  kafkasink.DefaultTopicPartitions,
 		KafkaTopicReplication: kafkasink.DefaultTopicReplication,
@@ -372,6 +380,9 @@ func (c *config) check() error {
 		c.EventFamilies[i] = strings.TrimSpace(f)
 	}
 	c.EventFamilies = slices.DeleteFunc(c.EventFamilies, func(f string) bool { return f == "" })
+	if err := c.checkSpool(); err != nil {
+		return err
+	}
 	if c.NATSURL == "" && seen["nats"] && c.DataDir == "" {
 		return &configError{"DATA_DIR", "the embedded NATS server needs a directory"}
 	}
@@ -389,6 +400,45 @@ func checkHostPort(addr string) error {
 		return fmt.Errorf("%q is not host:port with a numeric port (e.g. :8080 or 127.0.0.1:8080)", addr)
 	}
 	return nil
+}
+
+// checkSpool validates the SPOOL_* variables when SPOOL_DIR is set.
+func (c *config) checkSpool() error {
+	if c.SpoolDir == "" {
+		return nil
+	}
+	if len(c.Sinks) == 1 && c.Sinks[0] == "nats" && c.NATSURL == "" {
+		return &configError{"SPOOL_DIR", "the embedded NATS server already stores events on local disk (DATA_DIR); a spool is for an external NATS_URL or Kafka"}
+	}
+	if c.SpoolMaxBytes <= 0 {
+		return &configError{"SPOOL_MAX_BYTES", "must be greater than zero"}
+	}
+	if c.SpoolConfirmTimeout <= 0 {
+		return &configError{"SPOOL_CONFIRM_TIMEOUT", "must be greater than zero"}
+	}
+	if c.SpoolConfirmTimeout >= c.PublishTimeout {
+		return &configError{"SPOOL_CONFIRM_TIMEOUT", fmt.Sprintf("%s leaves no time within PUBLISH_TIMEOUT %s to store the event in the spool", c.SpoolConfirmTimeout, c.PublishTimeout)}
+	}
+	return nil
+}
+
+// spooled reports whether the sink named name goes through the spool: every
+// sink when SPOOL_DIR is set, except the embedded NATS server, whose store is
+// the local disk already.
+func (c *config) spooled(name string) bool {
+	return c.SpoolDir != "" && (name != "nats" || c.NATSURL != "")
+}
+
+// spoolConfig is the spool these variables describe.
+func (c *config) spoolConfig(logger *slog.Logger, reg prometheus.Registerer) spool.Config {
+	return spool.Config{
+		Dir:               c.SpoolDir,
+		MaxBytes:          c.SpoolMaxBytes,
+		ConfirmTimeout:    c.SpoolConfirmTimeout,
+		DeadLetterSubject: c.DeadLetterSubject,
+		Registerer:        reg,
+		Logger:            logger,
+	}
 }
 
 // dedupConfig is the in-process duplicate window these variables describe.
@@ -526,6 +576,7 @@ func (c config) LogValue() slog.Value {
 		slog.String("nats_password", redact(c.NATSPassword)),
 		slog.String("nats_embedded_reader_password", redact(c.NATSEmbeddedReaderPassword)),
 		slog.Any("kafka_brokers", redactBrokers(c.KafkaBrokers)),
+		slog.String("spool_dir", c.SpoolDir),
 		slog.String("kafka_sasl_password", redact(c.KafkaSASLPassword)),
 	)
 }

@@ -17,6 +17,7 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinkmetrics"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/spool"
 )
 
 // sinkStack is the sink the bridge publishes to, and what must be stopped
@@ -25,15 +26,20 @@ type sinkStack struct {
 	// built are the sinks connected so far, each closed on teardown.
 	built    []sinks.Sink
 	sink     sinks.Sink
+	spool    *spool.Spool
 	embedded *natsembed.Server
 }
 
-// close closes the sinks, then the embedded server they may publish to,
-// within ctx: a broker that never answers does not hold the exit.
+// close closes the sinks, then the spool their forwarders read, then the
+// embedded server they may publish to, within ctx: a broker that never
+// answers does not hold the exit.
 func (s *sinkStack) close(ctx context.Context) error {
 	var errs []error
 	for _, b := range s.built {
 		errs = append(errs, b.Close(ctx))
+	}
+	if s.spool != nil {
+		errs = append(errs, s.spool.Close(ctx))
 	}
 	if s.embedded != nil {
 		errs = append(errs, s.embedded.Shutdown(ctx))
@@ -69,33 +75,59 @@ const waitLogInterval = 5 * time.Second
 func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg prometheus.Registerer, stack *sinkStack) error {
 	metrics := sinkmetrics.New(reg)
 	window := cfg.dedupConfig()
+	if cfg.SpoolDir != "" {
+		sp, err := spool.Open(ctx, cfg.spoolConfig(logger, reg))
+		if err != nil {
+			return &environmentError{"SPOOL_DIR", cfg.SpoolDir, err}
+		}
+		stack.spool = sp
+	}
 	for _, name := range cfg.Sinks {
+		var s sinks.Sink
 		switch name {
 		case "nats":
-			ns, err := buildNATS(ctx, cfg, logger, stack)
+			ns, err := connectSink(ctx, cfg, name, logger, func(ctx context.Context) (sinks.Sink, error) {
+				return buildNATS(ctx, cfg, logger, stack)
+			})
 			if err != nil {
 				return err
 			}
-			reg.MustRegister(ns.Collector())
-			var s sinks.Sink = ns
+			// A sink connected in the background behind the spool
+			// (spool.Deferred) has no stream to report on yet.
+			if c, ok := ns.(interface{ Collector() prometheus.Collector }); ok {
+				reg.MustRegister(c.Collector())
+			}
 			if stack.embedded != nil {
-				s = storeAware{Sink: ns, store: stack.embedded}
+				ns = storeAware{Sink: ns, store: stack.embedded}
 			}
 			// JetStream drops a resend from the stream, but a JetStream
 			// publish is also a plain publish that core subscribers receive;
 			// the in-process window keeps a resend to this instance off the
 			// wire altogether, in both modes.
-			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(s), window))
+			s = dedup.Wrap(metrics.Wrap(ns), window)
 		case "kafka":
 			brokers := strings.Join(redactBrokers(cfg.KafkaBrokers), ",")
-			ks, err := waitForBroker(ctx, logger, "KAFKA_BROKERS", brokers, func(ctx context.Context) (*kafkasink.Sink, error) {
-				return kafkasink.New(ctx, cfg.kafkaConfig(logger))
+			ks, err := connectSink(ctx, cfg, name, logger, func(ctx context.Context) (sinks.Sink, error) {
+				return waitForBroker(ctx, logger, "KAFKA_BROKERS", brokers, func(ctx context.Context) (*kafkasink.Sink, error) {
+					return kafkasink.New(ctx, cfg.kafkaConfig(logger))
+				})
 			})
 			if err != nil {
 				return &environmentError{"KAFKA_BROKERS", brokers, err}
 			}
-			stack.built = append(stack.built, dedup.Wrap(metrics.Wrap(ks), window))
+			s = dedup.Wrap(metrics.Wrap(ks), window)
 		}
+		// Each broker sink gets its own position in the spool, so that one
+		// broker's outage leaves the other's events direct.
+		if cfg.spooled(name) {
+			spooled, err := stack.spool.Wrap(ctx, s)
+			if err != nil {
+				stack.built = append(stack.built, s)
+				return &environmentError{"SPOOL_DIR", cfg.SpoolDir, err}
+			}
+			s = spooled
+		}
+		stack.built = append(stack.built, s)
 	}
 	if len(stack.built) == 1 {
 		stack.sink = stack.built[0]
@@ -103,6 +135,32 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 		stack.sink = fanout.New(stack.built...)
 	}
 	return nil
+}
+
+// firstConnectWithSpool bounds the first connection to a spooled sink's
+// broker at start; after it the bridge serves and spools meanwhile.
+const firstConnectWithSpool = 10 * time.Second
+
+// connectSink builds a sink with connect. A spooled sink whose broker cannot
+// be reached within firstConnectWithSpool does not stop the start: it is
+// connected in the background (spool.Deferred) and its events are spooled
+// meanwhile, so a bridge restarted during an outage keeps answering 200.
+func connectSink(ctx context.Context, cfg config, name string, logger *slog.Logger, connect func(context.Context) (sinks.Sink, error)) (sinks.Sink, error) {
+	if !cfg.spooled(name) {
+		return connect(ctx)
+	}
+	first, cancel := context.WithTimeout(ctx, firstConnectWithSpool)
+	s, err := connect(first)
+	cancel()
+	if err == nil {
+		return s, nil
+	}
+	if ctx.Err() != nil {
+		return nil, err
+	}
+	logger.Warn("broker unreachable at start; serving anyway, its events are spooled until it connects",
+		slog.String("sink", name), slog.Any("err", err))
+	return spool.NewDeferred(name, connect, logger), nil
 }
 
 // buildNATS connects to NATS_URL, or starts the embedded server when it is

@@ -44,7 +44,8 @@ type result struct {
 
 // Publish publishes msg to every sink concurrently and blocks until all have
 // answered. It returns nil only when every sink confirmed msg; the receipt
-// says Duplicate only when every sink reported a duplicate. Otherwise it
+// says Duplicate only when every sink reported a duplicate, and Spooled when
+// any sink holds msg in the local spool rather than its broker. Otherwise it
 // returns the failures joined (errors.Join), each prefixed with its sink's
 // name, so errors.Is finds sinks.ErrUnavailable or sinks.ErrClosed in them.
 //
@@ -76,18 +77,19 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	results[0].r, results[0].err = s.sinks[0].Publish(ctx, msg)
 	wg.Wait()
 
-	dup := true
+	dup, spooled := true, false
 	var errs []error
 	for i, res := range results {
 		if res.err != nil {
 			errs = append(errs, s.wrap(i, res.err))
 		}
 		dup = dup && res.r.Duplicate
+		spooled = spooled || res.r.Spooled
 	}
 	if errs != nil {
 		return sinks.Receipt{}, errors.Join(errs...)
 	}
-	return sinks.Receipt{Duplicate: dup}, nil
+	return sinks.Receipt{Duplicate: dup, Spooled: spooled}, nil
 }
 
 func (s *Sink) wrap(i int, err error) error {

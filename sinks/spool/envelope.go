@@ -1,0 +1,41 @@
+package spool
+
+import (
+	"encoding/json"
+	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+)
+
+// envelope is how a sinks.Message is stored: every field, in JSON, so that
+// the forwarder publishes exactly what the direct path would have. JSON
+// rather than NATS headers because a field (Key comes from data.reference)
+// may hold characters a header line cannot.
+type envelope struct {
+	Subject          string    `json:"subject"`
+	ID               string    `json:"id"`
+	Type             string    `json:"type"`
+	Time             time.Time `json:"time"`
+	Key              string    `json:"key,omitempty"`
+	Body             []byte    `json:"body"`
+	DeadLetterReason string    `json:"dead_letter_reason,omitempty"`
+	DeadLetterDetail string    `json:"dead_letter_detail,omitempty"`
+}
+
+func encode(m *sinks.Message) ([]byte, error) {
+	return json.Marshal(envelope{
+		Subject: m.Subject, ID: m.ID, Type: m.Type, Time: m.Time, Key: m.Key, Body: m.Body,
+		DeadLetterReason: m.DeadLetterReason, DeadLetterDetail: m.DeadLetterDetail,
+	})
+}
+
+func decode(data []byte) (*sinks.Message, error) {
+	var e envelope
+	if err := json.Unmarshal(data, &e); err != nil {
+		return nil, err
+	}
+	return &sinks.Message{
+		Subject: e.Subject, ID: e.ID, Type: e.Type, Time: e.Time, Key: e.Key, Body: e.Body,
+		DeadLetterReason: e.DeadLetterReason, DeadLetterDetail: e.DeadLetterDetail,
+	}, nil
+}

@@ -161,6 +161,45 @@ func TestBodyMemoryExhausted(t *testing.T) {
 	}
 }
 
+// TestLargeDecodesTakeTurns: while every decode slot is busy (other large
+// bodies being parsed), a large body is answered 503 with Retry-After after
+// a brief wait instead of adding its parse tree to theirs; a notification of
+// ordinary size does not wait; a slot freed in time lets the large body
+// through.
+func TestLargeDecodesTakeTurns(t *testing.T) {
+	sink := memsink.New()
+	s := newTestServer(t, sink, nil)
+	for range cap(s.decodeSlots) {
+		s.decodeSlots <- struct{}{}
+	}
+
+	large := `{"event": "charge.success", "data": {"reference": "` + strings.Repeat("x", 2*unbudgetedBodyBytes) + `"}}`
+	start := time.Now()
+	rec := post(t, s.Handler(), large, signed(large, testKey))
+	if rec.Code != http.StatusServiceUnavailable || rec.Header().Get("Retry-After") == "" || rec.Body.String() != string(bodyBusy) {
+		t.Fatalf("got %d %q Retry-After %q, want 503 %q with Retry-After", rec.Code, rec.Body, rec.Header().Get("Retry-After"), bodyBusy)
+	}
+	if waited := time.Since(start); waited < bodyMemoryWait {
+		t.Fatalf("refused after %s, before waiting %s for a slot", waited, bodyMemoryWait)
+	}
+
+	small := `{"event": "charge.success", "data": {"reference": "small"}}`
+	if rec := post(t, s.Handler(), small, signed(small, testKey)); rec.Code != http.StatusOK || len(sink.Messages()) != 1 {
+		t.Fatalf("small notification got %d with %d published, want 200 and 1", rec.Code, len(sink.Messages()))
+	}
+
+	go func() {
+		time.Sleep(bodyMemoryWait / 4)
+		<-s.decodeSlots
+	}()
+	if rec := post(t, s.Handler(), large, signed(large, testKey)); rec.Code != http.StatusOK {
+		t.Fatalf("large body got %d once a slot was free, want 200", rec.Code)
+	}
+	if busy := len(s.decodeSlots); busy != cap(s.decodeSlots)-1 {
+		t.Fatalf("%d slots busy after the request, want the %d the test holds", busy, cap(s.decodeSlots)-1)
+	}
+}
+
 // TestUnverifiableSignatureRefusedUnread: a request whose X-Webhook-Hash no
 // body can match is answered without its body being read.
 func TestUnverifiableSignatureRefusedUnread(t *testing.T) {

@@ -76,8 +76,10 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	// once the request is answered.
 	defer s.bodyBudget.give(held)
 
-	n, err := s.decoder.Decode(body, signature)
+	n, err := s.decode(r.Context(), body, signature)
 	switch {
+	case errors.Is(err, errBodyMemory):
+		return s.fail(w, outBodyMemory, bodyBusy), nil, nil
 	case errors.Is(err, webhook.ErrMalformed):
 		return s.fail(w, outMalformed, bodyMalformed), nil, nil
 	case err != nil:

@@ -11,6 +11,7 @@ import (
 	"log/slog"
 	"net"
 	"net/http"
+	"runtime"
 	"sync"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -35,6 +36,9 @@ type Server struct {
 	http    *http.Server
 	// bodyBudget bounds the request-body bytes held at once.
 	bodyBudget *bodyBudget
+	// decodeSlots bounds the large bodies being decoded at once (body.go's
+	// decode).
+	decodeSlots chan struct{}
 
 	// warnQueue feeds the warn-mode schema worker; warnDone is closed when
 	// it has drained the queue. Both are nil in the other modes.
@@ -69,9 +73,10 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 			prefix:            cfg.TopicPrefix,
 			deadLetterSubject: cfg.DeadLetterSubject,
 		},
-		log:        cfg.Logger,
-		metrics:    newMetrics(reg),
-		bodyBudget: newBodyBudget(cfg.MaxBodyMemory),
+		log:         cfg.Logger,
+		metrics:     newMetrics(reg),
+		bodyBudget:  newBodyBudget(cfg.MaxBodyMemory),
+		decodeSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
 	}
 	if len(cfg.Families) > 0 {
 		s.router.families = make(map[string]bool, len(cfg.Families))

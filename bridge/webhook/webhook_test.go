@@ -8,6 +8,7 @@ import (
 	"fmt"
 	"log/slog"
 	"os"
+	"runtime"
 	"strings"
 	"testing"
 
@@ -454,4 +455,26 @@ func BenchmarkDecode(b *testing.B) {
 			}
 		})
 	}
+}
+
+// TestLargeBodyLeavesNoParseTree sends the body that costs the parser most
+// per byte (an array of a million zeros, unsigned, so parsed for the Python
+// rule) and checks that its parse tree is garbage once Decode returned: a
+// decoder that pooled it would keep some 16 MiB alive per such request.
+func TestLargeBodyLeavesNoParseTree(t *testing.T) {
+	d := newDecoder(t, key)
+	body := append([]byte("["), bytes.Repeat([]byte("0,"), 1<<19)...)
+	body = append(body, '0', ']')
+	var before, after runtime.MemStats
+	runtime.GC()
+	runtime.ReadMemStats(&before)
+	if _, err := d.Decode(body, Sign([]byte("other"), key)); !errors.Is(err, ErrBadSignature) {
+		t.Fatalf("unsigned body: got %v, want ErrBadSignature", err)
+	}
+	runtime.GC()
+	runtime.ReadMemStats(&after)
+	if grown := int64(after.HeapAlloc) - int64(before.HeapAlloc); grown > 4<<20 {
+		t.Fatalf("heap grew by %d MiB after one Decode of a 1 MiB body and a GC: its parse tree is still held", grown>>20)
+	}
+	runtime.KeepAlive(body)
 }

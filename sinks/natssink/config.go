@@ -175,16 +175,17 @@ func (c Config) String() string {
 	return c.LogValue().String()
 }
 
-// redactURL hides passwords and tokens embedded in server URLs.
+// redactURL hides passwords and tokens embedded in server URLs, with or
+// without a scheme: nats.go reads "user:pass@host:4222" as a nats:// URL.
 func redactURL(u string) string {
 	parts := strings.Split(u, ",")
 	for i, p := range parts {
-		scheme, rest, ok := strings.Cut(p, "://")
-		if !ok {
-			continue
+		prefix, rest := "", p
+		if scheme, after, ok := strings.Cut(p, "://"); ok {
+			prefix, rest = scheme+"://", after
 		}
 		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			parts[i] = scheme + "://REDACTED@" + rest[at+1:]
+			parts[i] = prefix + "REDACTED@" + rest[at+1:]
 		}
 	}
 	return strings.Join(parts, ",")

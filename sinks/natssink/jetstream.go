@@ -145,15 +145,38 @@ func (b *batcher) withdraw(p *pending) bool {
 
 // sendRound sends everything waiting as one round, answers every publish
 // in it, then hands the lead to the first publish that came meanwhile.
+//
+// The hand-off is deferred, and a panic while sending answers the round
+// before it goes on up: otherwise the lead would stay with a goroutine that
+// is gone, and every later publish would wait for a round that never comes,
+// a silent outage that no readiness check sees.
 func (b *batcher) sendRound() {
 	b.mu.Lock()
 	round := b.waiting
 	b.waiting = nil
 	b.mu.Unlock()
 
+	defer b.passLead()
+	defer func() {
+		if r := recover(); r != nil {
+			for _, p := range round {
+				// done holds one answer: a publish already answered keeps it.
+				select {
+				case p.done <- result{err: fmt.Errorf("publish panicked: %v", r)}:
+				default:
+				}
+			}
+			panic(r)
+		}
+	}()
 	b.send(round)
+}
 
+// passLead wakes the first publish that came during the round to send the
+// next one, or marks no round in flight.
+func (b *batcher) passLead() {
 	b.mu.Lock()
+	defer b.mu.Unlock()
 	if len(b.waiting) > 0 {
 		next := b.waiting[0]
 		next.chosen = true
@@ -161,7 +184,6 @@ func (b *batcher) sendRound() {
 	} else {
 		b.inFlight = false
 	}
-	b.mu.Unlock()
 }
 
 func (b *batcher) send(round []*pending) {

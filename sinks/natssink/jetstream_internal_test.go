@@ -5,9 +5,11 @@ import (
 	"errors"
 	"math/rand/v2"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
@@ -340,5 +342,55 @@ func TestStreamWithoutAtomicBatchesPublishesOneByOne(t *testing.T) {
 	defer s.Close(context.Background())
 	if _, ok := s.publisher.(oneByOne); !ok {
 		t.Fatalf("publisher is %T on a stream without allow_atomic, want oneByOne", s.publisher)
+	}
+}
+
+// panicOnce is a JetStream client whose first asynchronous publish panics,
+// as a bug in the client library would.
+type panicOnce struct {
+	jetstream.JetStream
+	panicked atomic.Bool
+}
+
+func (p *panicOnce) PublishMsgAsync(m *nats.Msg, opts ...jetstream.PublishOpt) (jetstream.PubAckFuture, error) {
+	if p.panicked.CompareAndSwap(false, true) {
+		panic("client library bug")
+	}
+	return p.JetStream.PublishMsgAsync(m, opts...)
+}
+
+// A round whose sending panics still hands the lead on: the publishes that
+// queued behind it, and later ones, are sent rather than left waiting for
+// a round that never comes.
+func TestPanicInARoundDoesNotStallLaterPublishes(t *testing.T) {
+	srv := natstest.Start(t)
+	s := newBatchingSink(t, srv.URL())
+	b := s.publisher.(*batcher)
+	b.js = &panicOnce{JetStream: b.js}
+	subject := sinktest.RandomSubject("checkout")
+	ctx, cancel := context.WithTimeout(context.Background(), 20*time.Second)
+	defer cancel()
+
+	func() {
+		defer func() {
+			if r := recover(); r == nil {
+				t.Fatal("the panic in the client library was swallowed")
+			}
+		}()
+		b.publish(ctx, encode(sinktest.NewMessage(subject)))
+	}()
+
+	done := make(chan error, 1)
+	go func() {
+		_, err := b.publish(ctx, encode(sinktest.NewMessage(subject)))
+		done <- err
+	}()
+	select {
+	case err := <-done:
+		if err != nil {
+			t.Fatalf("publish after the panic = %v", err)
+		}
+	case <-time.After(10 * time.Second):
+		t.Fatal("publish after the panic still waits: the lead was lost with the panicking round")
 	}
 }

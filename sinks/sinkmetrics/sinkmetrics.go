@@ -37,7 +37,7 @@ func New(reg prometheus.Registerer) *Metrics {
 		}, []string{"sink"}),
 		published: prometheus.NewCounterVec(prometheus.CounterOpts{
 			Name: "senfenico_bridge_publishes_total",
-			Help: "Publishes by sink and result (stored, duplicate, unavailable, closed).",
+			Help: "Publishes by sink and result (stored, duplicate, refused, unavailable, closed).",
 		}, []string{"sink", "result"}),
 		connected: prometheus.NewGaugeVec(prometheus.GaugeOpts{
 			Name: "senfenico_bridge_sink_connected",
@@ -53,10 +53,10 @@ func New(reg prometheus.Registerer) *Metrics {
 // Sink is a sinks.Sink that records metrics about another. It is safe for
 // concurrent use.
 type Sink struct {
-	next                                   sinks.Sink
-	latency                                prometheus.Observer
-	stored, duplicate, unavailable, closed prometheus.Counter
-	connected                              prometheus.Gauge
+	next                                            sinks.Sink
+	latency                                         prometheus.Observer
+	stored, duplicate, refused, unavailable, closed prometheus.Counter
+	connected                                       prometheus.Gauge
 }
 
 // Wrap returns next instrumented under next.Name().
@@ -67,6 +67,7 @@ func (m *Metrics) Wrap(next sinks.Sink) *Sink {
 		latency:     m.latency.WithLabelValues(name),
 		stored:      m.published.WithLabelValues(name, "stored"),
 		duplicate:   m.published.WithLabelValues(name, "duplicate"),
+		refused:     m.published.WithLabelValues(name, "refused"),
 		unavailable: m.published.WithLabelValues(name, "unavailable"),
 		closed:      m.published.WithLabelValues(name, "closed"),
 		connected:   m.connected.WithLabelValues(name),
@@ -89,6 +90,11 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		s.duplicate.Inc()
 	case err == nil:
 		s.stored.Inc()
+	case errors.Is(err, sinks.ErrSubjectRefused):
+		// The broker answered: it will not take this subject, and the
+		// bridge publishes the event as a dead letter instead. Counted
+		// apart so that an alert on unavailable means an outage.
+		s.refused.Inc()
 	case errors.Is(err, sinks.ErrClosed):
 		s.closed.Inc()
 	default:
@@ -106,7 +112,7 @@ func (s *Sink) Ready(ctx context.Context) error {
 }
 
 func (s *Sink) observeConnection(err error) {
-	up := err == nil
+	up := err == nil || errors.Is(err, sinks.ErrSubjectRefused)
 	if c, ok := s.next.(Connector); ok {
 		up = c.Connected()
 	}

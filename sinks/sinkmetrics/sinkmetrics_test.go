@@ -3,6 +3,7 @@ package sinkmetrics
 import (
 	"context"
 	"errors"
+	"fmt"
 	"testing"
 
 	"github.com/prometheus/client_golang/prometheus"
@@ -26,11 +27,19 @@ func TestPublishOutcomes(t *testing.T) {
 	if r, err := s.Publish(ctx, msg); err != nil || !r.Duplicate {
 		t.Fatalf("second publish: %+v %v", r, err)
 	}
+	// A refused subject is the broker's answer, not an outage.
+	mem.SetErr(fmt.Errorf("stream full of families: %w", sinks.ErrSubjectRefused))
+	if _, err := s.Publish(ctx, &sinks.Message{Subject: "new.family", ID: "3"}); !errors.Is(err, sinks.ErrSubjectRefused) {
+		t.Fatalf("err %v was not passed through", err)
+	}
+	if got := testutil.ToFloat64(m.connected.WithLabelValues("mem")); got != 1 {
+		t.Errorf("connected = %v after a refused subject, want 1", got)
+	}
 	mem.SetErr(sinks.ErrUnavailable)
 	if _, err := s.Publish(ctx, &sinks.Message{Subject: "a.b", ID: "2"}); !errors.Is(err, sinks.ErrUnavailable) {
 		t.Fatalf("err %v was not passed through", err)
 	}
-	for result, want := range map[string]float64{"stored": 1, "duplicate": 1, "unavailable": 1, "closed": 0} {
+	for result, want := range map[string]float64{"stored": 1, "duplicate": 1, "refused": 1, "unavailable": 1, "closed": 0} {
 		if got := testutil.ToFloat64(m.published.WithLabelValues("mem", result)); got != want {
 			t.Errorf("publishes{result=%s} = %v, want %v", result, got, want)
 		}

@@ -29,44 +29,62 @@ type record struct {
 
 // readTopic reads every partition of topic from the start until it holds at
 // least want records or timeout passes, then returns all it holds. A topic
-// that does not exist reads as empty.
+// that does not exist reads as empty. A broker that was just restarted may
+// answer that it does not lead a partition yet: that is retried until the
+// timeout too.
 func readTopic(t *testing.T, addr, topic string, want int, timeout time.Duration) []record {
 	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
-		recs := readAll(t, addr, topic)
-		if len(recs) >= want || time.Now().After(deadline) {
+		recs, err := readAll(addr, topic)
+		if err == nil && len(recs) >= want {
+			return recs
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("read %s: %v", topic, err)
+			}
 			return recs
 		}
 		time.Sleep(200 * time.Millisecond)
 	}
 }
 
-func readAll(t *testing.T, addr, topic string) []record {
+// readOnce reads every partition of topic once, failing the test on error.
+func readOnce(t *testing.T, addr, topic string) []record {
 	t.Helper()
+	recs, err := readAll(addr, topic)
+	if err != nil {
+		t.Fatalf("read %s: %v", topic, err)
+	}
+	return recs
+}
+
+func readAll(addr, topic string) ([]record, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
 	conn, err := kafka.DialContext(ctx, "tcp", addr)
 	if err != nil {
-		t.Fatalf("dial %s: %v", addr, err)
+		return nil, fmt.Errorf("dial %s: %w", addr, err)
 	}
 	partitions, err := conn.ReadPartitions(topic)
 	conn.Close()
 	if err != nil {
 		if errors.Is(err, kafka.UnknownTopicOrPartition) {
-			return nil
+			return nil, nil
 		}
-		t.Fatalf("partitions of %s: %v", topic, err)
+		return nil, fmt.Errorf("partitions: %w", err)
 	}
 	var out []record
 	for _, p := range partitions {
 		pc, err := kafka.DialLeader(ctx, "tcp", addr, topic, p.ID)
 		if err != nil {
-			t.Fatalf("leader of %s/%d: %v", topic, p.ID, err)
+			return nil, fmt.Errorf("leader of partition %d: %w", p.ID, err)
 		}
 		first, last, err := pc.ReadOffsets()
 		if err != nil {
-			t.Fatal(err)
+			pc.Close()
+			return nil, fmt.Errorf("offsets of partition %d: %w", p.ID, err)
 		}
 		if last > first {
 			pc.Seek(first, kafka.SeekAbsolute)
@@ -88,7 +106,7 @@ func readAll(t *testing.T, addr, topic string) []record {
 		}
 		pc.Close()
 	}
-	return out
+	return out, nil
 }
 
 func checkKafkaHeaders(t *testing.T, r record, id, event string) {
@@ -173,7 +191,7 @@ func TestVectorsOverKafka(t *testing.T) {
 			delete(byID, w.id)
 		}
 	}
-	if recs := readAll(t, broker.Addr(), prefix+"unroutable"); len(recs) != 0 {
+	if recs := readOnce(t, broker.Addr(), prefix+"unroutable"); len(recs) != 0 {
 		t.Fatalf("%d dead letters from valid vectors", len(recs))
 	}
 }

@@ -472,9 +472,9 @@ func (c *config) natsConfig(logger *slog.Logger) natssink.Config {
 		Stream:      c.NATSStream,
 		Subjects:    natssink.StreamSubjects(c.TopicPrefix, c.DeadLetterSubject),
 		DedupWindow: c.DedupWindow,
-		MaxAge:      c.NATSStreamMaxAge,
+		MaxAge:      noLimitIfZero(c.NATSStreamMaxAge),
 		Replicas:    c.NATSStreamReplicas,
-		MaxBytes:    c.NATSStreamMaxBytes,
+		MaxBytes:    noLimitIfZero(c.NATSStreamMaxBytes),
 		MaxFamilies: c.NATSStreamMaxFamilies,
 		// The sink's own bound on a publish is the request's: a publish
 		// that outlives PUBLISH_TIMEOUT was answered 503 already.
@@ -489,6 +489,15 @@ func (c *config) natsConfig(logger *slog.Logger) natssink.Config {
 		KeyFile:        c.NATSTLSKey,
 		Logger:         logger,
 	}
+}
+
+// noLimitIfZero maps a variable's 0, "no limit", to the -1 by which
+// natssink says it (its 0 means "the default").
+func noLimitIfZero[T int64 | time.Duration](v T) T {
+	if v == 0 {
+		return -1
+	}
+	return v
 }
 
 // toEmbedded points ncfg at the embedded server: its URL, the bridge's

@@ -55,6 +55,14 @@ type storeAware struct {
 	store *natsembed.Server
 }
 
+// Connected reports the connection itself, as the NATS sink does, for the
+// sink metrics' connection gauge: a full disk shows in Ready, not as a
+// lost connection.
+func (s storeAware) Connected() bool {
+	c, ok := s.Sink.(interface{ Connected() bool })
+	return !ok || c.Connected()
+}
+
 func (s storeAware) Ready(ctx context.Context) error {
 	if err := s.store.StoreReady(); err != nil {
 		return fmt.Errorf("%w: %w", sinks.ErrUnavailable, err)
@@ -65,6 +73,10 @@ func (s storeAware) Ready(ctx context.Context) error {
 // waitLogInterval is how often a start-up wait for a broker says what it
 // waits for.
 const waitLogInterval = 5 * time.Second
+
+// lateCloseTimeout bounds the close of a sink that connected after the
+// start was abandoned.
+const lateCloseTimeout = 5 * time.Second
 
 // buildSinks connects every sink SINKS names. Each gets an in-process
 // deduplication window (the only one for core NATS and Kafka, a first line in
@@ -190,6 +202,14 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 		// is a net.Pipe, unbuffered and synchronous, and measured about 3.5
 		// times slower under load (BENCHMARKS.md).
 		ncfg = toEmbedded(ncfg, srv.ClientURL(), user, password)
+		// nats-server refuses a stream larger than the store it sized from
+		// DATA_DIR's free space, which would stop the start on a small disk:
+		// the stream gets what the disk allows, and the operator is told.
+		if limit := srv.StoreLimit(); limit > 0 && (ncfg.MaxBytes <= 0 || ncfg.MaxBytes > limit) {
+			logger.Warn("NATS_STREAM_MAX_BYTES is more than DATA_DIR can hold; the stream keeps at most what it can",
+				slog.Int64("nats_stream_max_bytes", ncfg.MaxBytes), slog.Int64("stream_max_bytes", limit), slog.String("data_dir", cfg.DataDir))
+			ncfg.MaxBytes = limit
+		}
 		variable, shown = "NATS_EMBEDDED_LISTEN", srv.ClientURL()
 	}
 	s, err := waitForBroker(ctx, logger, variable, shown, func(ctx context.Context) (*natssink.Sink, error) {
@@ -232,7 +252,11 @@ func waitForBroker[S sinks.Sink](ctx context.Context, logger *slog.Logger, varia
 		case <-ctx.Done():
 			go func() {
 				if r := <-done; r.err == nil {
-					r.sink.Close(context.Background())
+					// Nothing was published on it; the bound only keeps a
+					// broker that stops answering from holding the goroutine.
+					closeCtx, cancel := context.WithTimeout(context.Background(), lateCloseTimeout)
+					defer cancel()
+					r.sink.Close(closeCtx)
 				}
 			}()
 			var zero S

@@ -93,7 +93,7 @@ type Config struct {
 	// with a shorter window is updated. Must not exceed MaxAge.
 	DedupWindow time.Duration
 	// MaxAge is how long a stream the bridge manages keeps messages.
-	// Default DefaultMaxAge.
+	// Default DefaultMaxAge; -1 for no limit.
 	MaxAge time.Duration
 	// MaxBytes is the size limit of a stream the bridge manages; beyond it
 	// the stream refuses new messages (DiscardNew). Default DefaultMaxBytes;
@@ -261,9 +261,9 @@ func (c Config) firstInvalid() *sinks.FieldError {
 			return bad("MaxFamilies", "%d is negative", c.MaxFamilies)
 		case c.DedupWindow < 0:
 			return bad("DedupWindow", "%v is negative", c.DedupWindow)
-		case c.MaxAge < 0:
-			return bad("MaxAge", "%v is negative", c.MaxAge)
-		case c.DedupWindow > c.MaxAge:
+		case c.MaxAge < -1:
+			return bad("MaxAge", "%v: want a duration, or -1 for none", c.MaxAge)
+		case c.MaxAge > 0 && c.DedupWindow > c.MaxAge:
 			return bad("DedupWindow", "%v exceeds MaxAge %v", c.DedupWindow, c.MaxAge)
 		case c.MaxBytes < -1:
 			return bad("MaxBytes", "%d: want a size in bytes, or -1 for none", c.MaxBytes)

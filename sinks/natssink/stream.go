@@ -152,7 +152,7 @@ func notDurable(stream string) error {
 // applyLimits sets the retention of a stream the bridge manages.
 func (s *Sink) applyLimits(sc *jetstream.StreamConfig) {
 	sc.Duplicates = max(sc.Duplicates, s.cfg.DedupWindow)
-	sc.MaxAge = s.cfg.MaxAge
+	sc.MaxAge = max(s.cfg.MaxAge, 0) // -1, no limit, is the server's 0
 	sc.MaxBytes = s.cfg.MaxBytes
 	// Refuse rather than delete what consumers may not have read yet: the
 	// publish fails with a 503 and Senfenico resends.

@@ -314,6 +314,13 @@ func (s *Server) BridgeCredentials() (user, password string) {
 	return BridgeUser, s.bridgePassword
 }
 
+// StoreLimit returns the most bytes JetStream may keep in StoreDir: what
+// nats-server sized from the disk's free space at start. A stream whose
+// MaxBytes exceeds it is refused (insufficient storage resources).
+func (s *Server) StoreLimit() int64 {
+	return s.jetStreamConfig.MaxStore
+}
+
 // ClientURL returns the nats:// URL TCP clients connect to.
 func (s *Server) ClientURL() string {
 	return s.ns.ClientURL()

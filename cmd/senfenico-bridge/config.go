@@ -38,6 +38,7 @@ type config struct {
 	NATSURL            string `env:"NATS_URL"`
 	NATSMode           string `env:"NATS_MODE" envDefault:"jetstream"`
 	NATSStream         string `env:"NATS_STREAM" envDefault:"SENFENICO"`
+	NATSStreamReplicas int    `env:"NATS_STREAM_REPLICAS" envDefault:"1"`
 	NATSCreds          string `env:"NATS_CREDS"`
 	NATSNKeySeed       string `env:"NATS_NKEY_SEED"`
 	NATSToken          string `env:"NATS_TOKEN"`
@@ -52,6 +53,7 @@ type config struct {
 	KafkaBrokers          []string `env:"KAFKA_BROKERS" envSeparator:","`
 	KafkaTopicPartitions  int      `env:"KAFKA_TOPIC_PARTITIONS" envDefault:"3"`
 	KafkaTopicReplication int      `env:"KAFKA_TOPIC_REPLICATION" envDefault:"1"`
+	KafkaTopicMinISR      int      `env:"KAFKA_TOPIC_MIN_ISR" envDefault:"1"`
 	KafkaTLS              bool     `env:"KAFKA_TLS" envDefault:"false"`
 	KafkaTLSCA            string   `env:"KAFKA_TLS_CA"`
 	KafkaTLSCert          string   `env:"KAFKA_TLS_CERT"`
@@ -128,11 +130,20 @@ func (c *config) check() error {
 		{"DEDUP_MAX_ENTRIES", c.DedupMaxEntries > 0},
 		{"KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions > 0},
 		{"KAFKA_TOPIC_REPLICATION", c.KafkaTopicReplication > 0},
+		{"KAFKA_TOPIC_MIN_ISR", c.KafkaTopicMinISR > 0},
+		{"NATS_STREAM_REPLICAS", c.NATSStreamReplicas > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
 			return &configError{p.variable, "must be greater than zero"}
 		}
+	}
+	if c.KafkaTopicMinISR > c.KafkaTopicReplication {
+		return &configError{"KAFKA_TOPIC_MIN_ISR", fmt.Sprintf("%d exceeds KAFKA_TOPIC_REPLICATION %d: no record could be acknowledged on that many replicas", c.KafkaTopicMinISR, c.KafkaTopicReplication)}
+	}
+	// JetStream's limit: a stream has at most five replicas.
+	if c.NATSStreamReplicas > 5 {
+		return &configError{"NATS_STREAM_REPLICAS", fmt.Sprintf("%d: a JetStream stream has 1 to 5 replicas", c.NATSStreamReplicas)}
 	}
 	// Both values are positive here, so the window's own check can only
 	// refuse the size.

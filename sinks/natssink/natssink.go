@@ -487,7 +487,11 @@ func (s *Sink) Ready(ctx context.Context) error {
 		return s.unavailable("ready", fmt.Errorf("connection %s", st))
 	}
 	if s.stream != nil {
-		if _, err := s.stream.Info(ctx); err != nil {
+		info, err := s.stream.Info(ctx)
+		if err == nil {
+			err = streamQuorum(info)
+		}
+		if err != nil {
 			return s.unavailable("ready: stream "+s.cfg.Stream, err)
 		}
 	}

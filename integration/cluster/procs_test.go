@@ -127,8 +127,8 @@ func newProcess(t *testing.T, name string, env []string, args ...string) *proces
 		p.kill()
 		if t.Failed() {
 			t.Logf("%s output:\n%s", p.name, lastLines(p.logs.String(), 60))
-			saveLog(t, p.name, p.logs.String())
 		}
+		saveLog(t, p.name, p.logs.String())
 	})
 	return p
 }
@@ -197,9 +197,9 @@ func (p *process) exited() bool {
 	}
 }
 
-// saveLog writes a failed test's whole process output into the directory
-// CLUSTER_TEST_LOG_DIR names, when it is set: the test log keeps only the
-// last lines.
+// saveLog writes a process's whole output into the directory
+// CLUSTER_TEST_LOG_DIR names, when it is set: a failed test's log shows
+// only the last lines.
 func saveLog(t *testing.T, name, logs string) {
 	dir := os.Getenv("CLUSTER_TEST_LOG_DIR")
 	if dir == "" {

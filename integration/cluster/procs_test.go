@@ -206,8 +206,13 @@ func saveLog(t *testing.T, name, logs string) {
 		return
 	}
 	path := filepath.Join(dir, strings.ReplaceAll(name, " ", "_")+".log")
-	if err := os.MkdirAll(dir, 0o755); err == nil {
+	err := os.MkdirAll(dir, 0o755)
+	if err == nil {
 		err = os.WriteFile(path, []byte(logs), 0o644)
+	}
+	if err != nil {
+		t.Errorf("keep %s output: %v", name, err)
+		return
 	}
 	t.Logf("whole %s output: %s", name, path)
 }

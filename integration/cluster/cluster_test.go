@@ -66,6 +66,11 @@ func TestNATSClusterNodeAndBridgeLoss(t *testing.T) {
 	if info.Config.Storage != jetstream.FileStorage {
 		t.Fatalf("stream %s storage %v, want file", streamName, info.Config.Storage)
 	}
+	for _, b := range bridges {
+		if line := findLogLine(b.logs.String(), `"msg":"nats stream durability"`); !strings.Contains(line, `"replicas":3`) {
+			t.Errorf("%s logged no durability of three replicas: %q", b.name, line)
+		}
+	}
 
 	const count = 2500
 	notes, err := loadgen.Build("charge.success", testKey, count)

@@ -273,6 +273,9 @@ func (s *Sink) setupStream(ctx context.Context) error {
 			s.log.Info("nats stream updated", "stream", c.Stream, "subjects", merged, "dedup_window", sc.Duplicates)
 		}
 	}
+	if err := checkDurability(s.log, stream.CachedInfo()); err != nil {
+		return fmt.Errorf("natssink: %w", err)
+	}
 	s.stream = stream
 	subjects := stream.CachedInfo().Config.Subjects
 	s.filters.Store(&subjects)

@@ -209,8 +209,13 @@ func TestRefusedValues(t *testing.T) {
 		{name: "no webhook key", want: "webhookKeys"},
 		{name: "kafka without brokers", args: append([]string{"--set", "sinks=kafka"}, keys...), want: "kafka.brokers"},
 		{name: "min ISR above replication", args: append([]string{"--set", "sinks=kafka", "--set", "kafka.brokers={k:9092}", "--set", "kafka.topicMinISR=2"}, keys...), want: "topicMinISR"},
-		{name: "unknown sink", args: append([]string{"--set", "sinks=redis"}, keys...), want: "not a sink"},
-		{name: "six stream replicas", args: append([]string{"--set", "nats.url=nats://n:4222", "--set", "nats.streamReplicas=6"}, keys...), want: "1 to 5 replicas"},
+		{name: "unknown sink", args: append([]string{"--set", "sinks=redis"}, keys...), want: "/sinks"},
+		{name: "six stream replicas", args: append([]string{"--set", "nats.url=nats://n:4222", "--set", "nats.streamReplicas=6"}, keys...), want: "/nats/streamReplicas"},
+		{name: "no replica", args: append([]string{"--set", "replicaCount=0"}, keys...), want: "/replicaCount"},
+		{name: "misspelt top-level key", args: append([]string{"--set", "replicaCont=3"}, keys...), want: "'replicaCont' not allowed"},
+		{name: "misspelt nested key", args: append([]string{"--set", "nats.url=nats://n:4222", "--set", "nats.streamReplica=3"}, keys...), want: "'streamReplica' not allowed"},
+		{name: "unknown NATS mode", args: append([]string{"--set", "nats.mode=fast"}, keys...), want: "/nats/mode"},
+		{name: "broker without port", args: append([]string{"--set", "sinks=kafka", "--set", "kafka.brokers={kafka}"}, keys...), want: "/kafka/brokers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {

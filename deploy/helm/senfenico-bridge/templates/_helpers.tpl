@@ -65,19 +65,13 @@ external URL is given.
 {{- end }}
 
 {{/*
-Refuses values that would deploy something unsafe or broken; rendered by the
-Deployment so that every install and template passes through it.
+Refuses combinations of values that would deploy something unsafe or
+broken; rendered by the Deployment so that every install and template
+passes through it. values.schema.json checks each value on its own (names,
+types, ranges), so a misspelt key fails too.
 */}}
 {{- define "senfenico-bridge.validate" -}}
 {{- $sinks := include "senfenico-bridge.sinkList" . | fromJsonArray }}
-{{- if eq (len $sinks) 0 }}
-{{- fail "sinks: name nats, kafka or nats,kafka" }}
-{{- end }}
-{{- range $sinks }}
-{{- if not (has . (list "nats" "kafka")) }}
-{{- fail (printf "sinks: %q is not a sink; use nats, kafka or nats,kafka" .) }}
-{{- end }}
-{{- end }}
 {{- if and (not .Values.webhookKeys.existingSecret) (not .Values.webhookKeys.keys) }}
 {{- fail "webhookKeys: set existingSecret (a Secret you manage) or keys (the chart creates the Secret)" }}
 {{- end }}
@@ -91,12 +85,6 @@ Deployment so that every install and template passes through it.
 {{- if gt (int .Values.nats.streamReplicas) 1 }}
 {{- fail "nats.streamReplicas > 1 needs a NATS cluster: the embedded server is a single node" }}
 {{- end }}
-{{- end }}
-{{- if lt (int .Values.replicaCount) 1 }}
-{{- fail "replicaCount: at least 1" }}
-{{- end }}
-{{- if or (lt (int .Values.nats.streamReplicas) 1) (gt (int .Values.nats.streamReplicas) 5) }}
-{{- fail "nats.streamReplicas: a JetStream stream has 1 to 5 replicas" }}
 {{- end }}
 {{- if has "kafka" $sinks }}
 {{- if not .Values.kafka.brokers }}

@@ -75,6 +75,7 @@ type config struct {
 	KafkaBrokers          []string `env:"KAFKA_BROKERS" envSeparator:","`
 	KafkaTopicPartitions  int      `env:"KAFKA_TOPIC_PARTITIONS"`
 	KafkaTopicReplication int      `env:"KAFKA_TOPIC_REPLICATION"`
+	KafkaTopicMinISR      int      `env:"KAFKA_TOPIC_MIN_ISR"`
 	KafkaTLS              bool     `env:"KAFKA_TLS"`
 	KafkaTLSCA            string   `env:"KAFKA_TLS_CA"`
 	KafkaTLSCert          string   `env:"KAFKA_TLS_CERT"`
@@ -119,6 +120,7 @@ func defaultConfig() config {
 		DataDir:               defaultDataDir,
 		KafkaTopicPartitions:  kafkasink.DefaultTopicPartitions,
 		KafkaTopicReplication: kafkasink.DefaultTopicReplication,
+		KafkaTopicMinISR:      kafkasink.DefaultTopicMinISR,
 	}
 }
 
@@ -241,6 +243,7 @@ var fieldVariables = map[error]map[string]string{
 		"Brokers":          "KAFKA_BROKERS",
 		"TopicPartitions":  "KAFKA_TOPIC_PARTITIONS",
 		"TopicReplication": "KAFKA_TOPIC_REPLICATION",
+		"TopicMinISR":      "KAFKA_TOPIC_MIN_ISR",
 		"TLS":              "KAFKA_TLS",
 		"CAFile":           "KAFKA_TLS_CA",
 		"CertFile":         "KAFKA_TLS_CERT",
@@ -303,6 +306,7 @@ func (c *config) check() error {
 		{"DEDUP_MAX_ENTRIES", c.DedupMaxEntries > 0},
 		{"KAFKA_TOPIC_PARTITIONS", c.KafkaTopicPartitions > 0},
 		{"KAFKA_TOPIC_REPLICATION", c.KafkaTopicReplication > 0},
+		{"KAFKA_TOPIC_MIN_ISR", c.KafkaTopicMinISR > 0},
 	}
 	for _, p := range positive {
 		if !p.ok {
@@ -314,6 +318,9 @@ func (c *config) check() error {
 	}
 	if err := checkHostPort(c.NATSEmbeddedListen); err != nil {
 		return &configError{"NATS_EMBEDDED_LISTEN", err.Error()}
+	}
+	if c.KafkaTopicMinISR > c.KafkaTopicReplication {
+		return &configError{"KAFKA_TOPIC_MIN_ISR", fmt.Sprintf("%d exceeds KAFKA_TOPIC_REPLICATION %d: no record could be acknowledged on that many replicas", c.KafkaTopicMinISR, c.KafkaTopicReplication)}
 	}
 	if c.DedupWindow < time.Hour {
 		return &configError{"DEDUP_WINDOW", fmt.Sprintf("%s is shorter than the hour Senfenico keeps resending", c.DedupWindow)}
@@ -528,6 +535,7 @@ func (c *config) kafkaConfig(logger *slog.Logger) kafkasink.Config {
 		Brokers:          c.KafkaBrokers,
 		TopicPartitions:  c.KafkaTopicPartitions,
 		TopicReplication: c.KafkaTopicReplication,
+		TopicMinISR:      c.KafkaTopicMinISR,
 		TLS:              c.KafkaTLS,
 		CAFile:           c.KafkaTLSCA,
 		CertFile:         c.KafkaTLSCert,

@@ -49,6 +49,7 @@ type service struct {
 	DependsOn       any               `json:"depends_on"`
 	Healthcheck     *healthcheck      `json:"healthcheck"`
 	StopGracePeriod string            `json:"stop_grace_period"`
+	Profiles        []string          `json:"profiles"`
 }
 
 type healthcheck struct {

@@ -14,6 +14,8 @@ import (
 	"github.com/segmentio/kafka-go/sasl"
 	"github.com/segmentio/kafka-go/sasl/plain"
 	"github.com/segmentio/kafka-go/sasl/scram"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
 // SASL mechanisms, for Config.SASLMechanism.
@@ -34,6 +36,11 @@ const (
 	// (with min.insync.replicas=2 on the broker, so that acks=all means two
 	// copies).
 	DefaultTopicReplication = 1
+	// DefaultTopicMinISR is the min.insync.replicas of the topics the sink
+	// creates: with acks=all a record is acknowledged once this many
+	// replicas have it. 1 suits a single broker; a cluster at replication 3
+	// wants 2, so that an acknowledged record survives the loss of a broker.
+	DefaultTopicMinISR = 1
 	// DefaultBatchTimeout is how long the writer gathers records for one
 	// partition before sending them. Publish is synchronous, so every
 	// publish waits up to this long before its produce request leaves:
@@ -75,6 +82,14 @@ type Config struct {
 	// creates. Default DefaultTopicReplication; -1 takes the broker's
 	// default.replication.factor.
 	TopicReplication int
+	// TopicMinISR is the min.insync.replicas of the topics the sink
+	// creates: how many replicas must have a record before acks=all
+	// acknowledges it, so that a 200 means "on at least TopicMinISR
+	// brokers". At most TopicReplication. Default DefaultTopicMinISR; -1
+	// takes the broker's min.insync.replicas. While fewer replicas are in
+	// sync, publishes fail (NotEnoughReplicas) rather than being
+	// acknowledged on fewer copies.
+	TopicMinISR int
 
 	// BatchTimeout is how long records for one partition are gathered before
 	// a produce request. Default DefaultBatchTimeout (see there for why).
@@ -122,6 +137,7 @@ func (c Config) LogValue() slog.Value {
 		slog.String("client_id", c.ClientID),
 		slog.Int("topic_partitions", c.TopicPartitions),
 		slog.Int("topic_replication", c.TopicReplication),
+		slog.Int("topic_min_isr", c.TopicMinISR),
 		slog.Duration("batch_timeout", c.BatchTimeout),
 		slog.Int64("batch_bytes", c.BatchBytes),
 		slog.Bool("tls", c.tlsEnabled()),
@@ -138,50 +154,72 @@ func (c Config) String() string {
 	return c.LogValue().String()
 }
 
-// Validate reports the first inconsistency in c, wrapping ErrConfig. It does
-// not read files or contact brokers.
+// Validate reports the first inconsistency in c as a *sinks.FieldError
+// wrapped with ErrConfig. It does not read files or contact brokers.
 func (c Config) Validate() error {
-	bad := func(format string, args ...any) error {
-		return fmt.Errorf("%w: %s", ErrConfig, fmt.Sprintf(format, args...))
+	bad := func(field, format string, args ...any) error {
+		return fmt.Errorf("%w: %w", ErrConfig, &sinks.FieldError{Field: field, Reason: fmt.Sprintf(format, args...)})
 	}
 	if len(c.Brokers) == 0 {
-		return bad("no brokers")
+		return bad("Brokers", "no brokers")
 	}
 	for _, b := range c.Brokers {
 		host, port, err := net.SplitHostPort(b)
 		if err != nil || host == "" || port == "" {
-			return bad("broker %q is not host:port", b)
+			return bad("Brokers", "broker %q is not host:port", b)
 		}
 	}
 	if c.TopicPartitions < -1 {
-		return bad("TopicPartitions %d: want a count, 0 for the default or -1 for the broker's", c.TopicPartitions)
+		return bad("TopicPartitions", "%d: want a count, 0 for the default or -1 for the broker's", c.TopicPartitions)
 	}
 	if c.TopicReplication < -1 {
-		return bad("TopicReplication %d: want a count, 0 for the default or -1 for the broker's", c.TopicReplication)
+		return bad("TopicReplication", "%d: want a count, 0 for the default or -1 for the broker's", c.TopicReplication)
+	}
+	if c.TopicMinISR < -1 {
+		return bad("TopicMinISR", "%d: want a count, 0 for the default or -1 for the broker's", c.TopicMinISR)
+	}
+	// With the broker's defaults on either side the broker checks the pair
+	// when it creates the topic; here only explicit counts can be compared.
+	replication, minISR := c.TopicReplication, c.TopicMinISR
+	if replication == 0 {
+		replication = DefaultTopicReplication
+	}
+	if minISR == 0 {
+		minISR = DefaultTopicMinISR
+	}
+	if replication > 0 && minISR > replication {
+		return bad("TopicMinISR", "%d exceeds the replication factor %d: no record could ever be acknowledged", minISR, replication)
 	}
 	if c.BatchTimeout < 0 {
-		return bad("BatchTimeout %v is negative", c.BatchTimeout)
+		return bad("BatchTimeout", "%v is negative", c.BatchTimeout)
 	}
 	if c.BatchBytes != 0 && c.BatchBytes < MinBatchBytes {
-		return bad("BatchBytes %d is below %d: a 1 MiB body would not fit", c.BatchBytes, MinBatchBytes)
+		return bad("BatchBytes", "%d is below %d: a 1 MiB body would not fit", c.BatchBytes, MinBatchBytes)
 	}
 	if c.DialTimeout < 0 {
-		return bad("DialTimeout %v is negative", c.DialTimeout)
+		return bad("DialTimeout", "%v is negative", c.DialTimeout)
 	}
 	if (c.CertFile == "") != (c.KeyFile == "") {
-		return bad("set both CertFile and KeyFile, or neither")
+		field := "KeyFile"
+		if c.CertFile == "" {
+			field = "CertFile"
+		}
+		return bad(field, "set both CertFile and KeyFile, or neither")
 	}
 	switch strings.ToLower(c.SASLMechanism) {
 	case "":
 		if c.SASLUsername != "" || c.SASLPassword != "" {
-			return bad("SASL credentials without SASLMechanism")
+			return bad("SASLMechanism", "SASL credentials without SASLMechanism")
 		}
 	case SASLPlain, SASLScramSHA256, SASLScramSHA512:
-		if c.SASLUsername == "" || c.SASLPassword == "" {
-			return bad("SASL mechanism %s needs SASLUsername and SASLPassword", c.SASLMechanism)
+		if c.SASLUsername == "" {
+			return bad("SASLUsername", "SASL mechanism %s needs SASLUsername and SASLPassword", c.SASLMechanism)
+		}
+		if c.SASLPassword == "" {
+			return bad("SASLPassword", "SASL mechanism %s needs SASLUsername and SASLPassword", c.SASLMechanism)
 		}
 	default:
-		return bad("unknown SASL mechanism %q (want %s, %s or %s)", c.SASLMechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
+		return bad("SASLMechanism", "unknown SASL mechanism %q (want %s, %s or %s)", c.SASLMechanism, SASLPlain, SASLScramSHA256, SASLScramSHA512)
 	}
 	return nil
 }
@@ -196,6 +234,9 @@ func (c Config) withDefaults() Config {
 	}
 	if c.TopicReplication == 0 {
 		c.TopicReplication = DefaultTopicReplication
+	}
+	if c.TopicMinISR == 0 {
+		c.TopicMinISR = DefaultTopicMinISR
 	}
 	if c.BatchTimeout == 0 {
 		c.BatchTimeout = DefaultBatchTimeout

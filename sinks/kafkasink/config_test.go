@@ -11,34 +11,41 @@ import (
 	"testing"
 	"time"
 
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
 )
 
 func TestConfigValidate(t *testing.T) {
 	ok := kafkasink.Config{Brokers: []string{"127.0.0.1:9092"}}
 	tests := []struct {
-		name    string
-		mutate  func(c *kafkasink.Config)
-		wantErr string
+		name      string
+		mutate    func(c *kafkasink.Config)
+		wantErr   string
+		wantField string
 	}{
 		{name: "minimal", mutate: func(*kafkasink.Config) {}},
 		{name: "everything", mutate: func(c *kafkasink.Config) {
 			c.Brokers = append(c.Brokers, "kafka-2.internal:9093")
-			c.TopicPartitions, c.TopicReplication = 6, 3
+			c.TopicPartitions, c.TopicReplication, c.TopicMinISR = 6, 3, 2
 			c.BatchTimeout, c.BatchBytes = 5*time.Millisecond, 4<<20
 			c.CAFile, c.CertFile, c.KeyFile = "ca.pem", "cert.pem", "key.pem"
 			c.SASLMechanism, c.SASLUsername, c.SASLPassword = "SCRAM-SHA-512", "bridge", "s3cret"
 		}},
-		{name: "broker defaults for topics", mutate: func(c *kafkasink.Config) { c.TopicPartitions, c.TopicReplication = -1, -1 }},
-		{name: "no brokers", mutate: func(c *kafkasink.Config) { c.Brokers = nil }, wantErr: "no brokers"},
+		{name: "broker defaults for topics", mutate: func(c *kafkasink.Config) { c.TopicPartitions, c.TopicReplication, c.TopicMinISR = -1, -1, -1 }},
+		{name: "min ISR with the broker's replication", mutate: func(c *kafkasink.Config) { c.TopicReplication, c.TopicMinISR = -1, 2 }},
+		{name: "min ISR equal to replication", mutate: func(c *kafkasink.Config) { c.TopicReplication, c.TopicMinISR = 3, 3 }},
+		{name: "min ISR above replication", mutate: func(c *kafkasink.Config) { c.TopicReplication, c.TopicMinISR = 3, 4 }, wantErr: "exceeds the replication factor 3", wantField: "TopicMinISR"},
+		{name: "min ISR above the default replication", mutate: func(c *kafkasink.Config) { c.TopicMinISR = 2 }, wantErr: "exceeds the replication factor 1", wantField: "TopicMinISR"},
+		{name: "negative min ISR", mutate: func(c *kafkasink.Config) { c.TopicMinISR = -2 }, wantErr: "want a count", wantField: "TopicMinISR"},
+		{name: "no brokers", mutate: func(c *kafkasink.Config) { c.Brokers = nil }, wantErr: "no brokers", wantField: "Brokers"},
 		{name: "broker without port", mutate: func(c *kafkasink.Config) { c.Brokers = []string{"kafka"} }, wantErr: "host:port"},
 		{name: "broker without host", mutate: func(c *kafkasink.Config) { c.Brokers = []string{":9092"} }, wantErr: "host:port"},
 		{name: "negative partitions", mutate: func(c *kafkasink.Config) { c.TopicPartitions = -2 }, wantErr: "TopicPartitions"},
-		{name: "negative replication", mutate: func(c *kafkasink.Config) { c.TopicReplication = -3 }, wantErr: "TopicReplication"},
+		{name: "negative replication", mutate: func(c *kafkasink.Config) { c.TopicReplication = -3 }, wantErr: "TopicReplication", wantField: "TopicReplication"},
 		{name: "negative batch timeout", mutate: func(c *kafkasink.Config) { c.BatchTimeout = -time.Millisecond }, wantErr: "BatchTimeout"},
 		{name: "batch too small for 1 MiB", mutate: func(c *kafkasink.Config) { c.BatchBytes = 1 << 20 }, wantErr: "BatchBytes"},
 		{name: "negative dial timeout", mutate: func(c *kafkasink.Config) { c.DialTimeout = -time.Second }, wantErr: "DialTimeout"},
-		{name: "cert without key", mutate: func(c *kafkasink.Config) { c.CertFile = "cert.pem" }, wantErr: "KeyFile"},
+		{name: "cert without key", mutate: func(c *kafkasink.Config) { c.CertFile = "cert.pem" }, wantErr: "KeyFile", wantField: "KeyFile"},
 		{name: "unknown SASL mechanism", mutate: func(c *kafkasink.Config) {
 			c.SASLMechanism, c.SASLUsername, c.SASLPassword = "gssapi", "u", "p"
 		}, wantErr: "unknown SASL"},
@@ -61,6 +68,13 @@ func TestConfigValidate(t *testing.T) {
 			}
 			if !errors.Is(err, kafkasink.ErrConfig) || !strings.Contains(err.Error(), tc.wantErr) {
 				t.Fatalf("Validate() = %v, want ErrConfig mentioning %q", err, tc.wantErr)
+			}
+			var fe *sinks.FieldError
+			if !errors.As(err, &fe) {
+				t.Fatalf("Validate() = %v, want a *sinks.FieldError", err)
+			}
+			if tc.wantField != "" && fe.Field != tc.wantField {
+				t.Errorf("FieldError.Field = %q, want %q", fe.Field, tc.wantField)
 			}
 		})
 	}

@@ -193,21 +193,31 @@ func (s *Sink) ensureTopic(ctx context.Context, topic string) error {
 }
 
 func (s *Sink) createTopic(ctx context.Context, topic string) error {
+	entries := []kafka.ConfigEntry{{
+		ConfigName:  "max.message.bytes",
+		ConfigValue: strconv.FormatInt(s.cfg.BatchBytes+topicConfigMargin, 10),
+	}}
+	if s.cfg.TopicMinISR > 0 {
+		entries = append(entries, kafka.ConfigEntry{
+			ConfigName:  configMinISR,
+			ConfigValue: strconv.Itoa(s.cfg.TopicMinISR),
+		})
+	}
 	res, err := s.client.CreateTopics(ctx, &kafka.CreateTopicsRequest{Topics: []kafka.TopicConfig{{
 		Topic:             topic,
 		NumPartitions:     s.cfg.TopicPartitions,
 		ReplicationFactor: s.cfg.TopicReplication,
-		ConfigEntries: []kafka.ConfigEntry{{
-			ConfigName:  "max.message.bytes",
-			ConfigValue: strconv.FormatInt(s.cfg.BatchBytes+topicConfigMargin, 10),
-		}},
+		ConfigEntries:     entries,
 	}}})
 	if err != nil {
 		return fmt.Errorf("create topic: %w", err)
 	}
+	created := false
 	switch err := res.Errors[topic]; {
 	case err == nil:
-		s.log.Info("kafka topic created", "topic", topic, "partitions", s.cfg.TopicPartitions, "replication", s.cfg.TopicReplication)
+		created = true
+		s.log.Info("kafka topic created", "topic", topic, "partitions", s.cfg.TopicPartitions,
+			"replication", s.cfg.TopicReplication, "min_isr", s.cfg.TopicMinISR)
 	case errors.Is(err, kafka.TopicAlreadyExists):
 	default:
 		return fmt.Errorf("create topic: %w", err)
@@ -219,14 +229,89 @@ func (s *Sink) createTopic(ctx context.Context, topic string) error {
 	// to the broker when the topic is missing from its cache, and it then
 	// waits until the cache has it. The topic exists by now, so nothing is
 	// auto-created.
-	_, err = s.transport.RoundTrip(ctx, s.client.Addr, &metadataapi.Request{
+	meta, err := s.transport.RoundTrip(ctx, s.client.Addr, &metadataapi.Request{
 		TopicNames:             []string{topic},
 		AllowAutoTopicCreation: true,
 	})
 	if err != nil {
 		return fmt.Errorf("metadata of new topic: %w", err)
 	}
+	replication := 0
+	if m, ok := meta.(*metadataapi.Response); ok {
+		replication = topicReplication(m, topic)
+	}
+	s.logDurability(ctx, topic, replication, created)
 	return nil
+}
+
+// configMinISR is the topic setting that acks=all waits for.
+const configMinISR = "min.insync.replicas"
+
+// topicReplication is the smallest replica count among topic's partitions in
+// m: the copies a record on the least replicated partition gets.
+func topicReplication(m *metadataapi.Response, topic string) int {
+	least := 0
+	for _, t := range m.Topics {
+		if t.Name != topic {
+			continue
+		}
+		for _, p := range t.Partitions {
+			if n := len(p.ReplicaNodes); least == 0 || n < least {
+				least = n
+			}
+		}
+	}
+	return least
+}
+
+// logDurability reads back the topic's min.insync.replicas and logs, with
+// the replication the metadata showed, how many copies an acknowledged
+// record has: what the topic really got, which for a topic created
+// elsewhere can differ from Config. It warns when one broker's loss can
+// lose acknowledged records although the topic has replicas to prevent it.
+// A failed read (no DescribeConfigs permission) is logged, not returned:
+// publishing does not depend on it.
+func (s *Sink) logDurability(ctx context.Context, topic string, replication int, created bool) {
+	minISR, err := s.topicMinISR(ctx, topic)
+	if err != nil {
+		s.log.Warn("kafka topic durability unknown: cannot read min.insync.replicas", "topic", topic,
+			"replication", replication, "err", err)
+		return
+	}
+	attrs := []any{"topic", topic, "replication", replication, "min_isr", minISR, "created", created}
+	switch {
+	case replication > 1 && minISR < 2:
+		s.log.Warn("kafka topic durability: acks=all is satisfied by one replica, so losing one broker can lose acknowledged records; set min.insync.replicas to 2 or more (KAFKA_TOPIC_MIN_ISR for topics the bridge creates)", attrs...)
+	case s.cfg.TopicMinISR > 0 && minISR != s.cfg.TopicMinISR:
+		s.log.Warn("kafka topic durability differs from the configuration: the topic was created elsewhere", append(attrs, "configured_min_isr", s.cfg.TopicMinISR)...)
+	default:
+		s.log.Info("kafka topic durability", attrs...)
+	}
+}
+
+// topicMinISR reads the topic's effective min.insync.replicas.
+func (s *Sink) topicMinISR(ctx context.Context, topic string) (int, error) {
+	res, err := s.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
+		Resources: []kafka.DescribeConfigRequestResource{{
+			ResourceType: kafka.ResourceTypeTopic,
+			ResourceName: topic,
+			ConfigNames:  []string{configMinISR},
+		}},
+	})
+	if err != nil {
+		return 0, err
+	}
+	for _, r := range res.Resources {
+		if r.Error != nil {
+			return 0, r.Error
+		}
+		for _, e := range r.ConfigEntries {
+			if e.ConfigName == configMinISR {
+				return strconv.Atoi(e.ConfigValue)
+			}
+		}
+	}
+	return 0, fmt.Errorf("no %s in the answer", configMinISR)
 }
 
 // Encode builds the record for msg; the topic is msg.Subject.

@@ -7,6 +7,9 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
+	"github.com/nats-io/nats.go/jetstream"
+
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
@@ -44,6 +47,32 @@ func TestSecretsStayOutOfLogs(t *testing.T) {
 			}
 			if !errors.Is(err, sinks.ErrUnavailable) {
 				t.Fatalf("connection error %v does not wrap sinks.ErrUnavailable", err)
+			}
+		})
+	}
+}
+
+// TestProvisionMayRecover: a stream lookup that got no answer, or
+// JetStream's "temporarily unavailable" while a cluster elects its
+// leaders, is retried at start; a refusal that a retry cannot change ends
+// the start at once.
+func TestProvisionMayRecover(t *testing.T) {
+	tests := []struct {
+		name string
+		err  error
+		want bool
+	}{
+		{name: "attempt timed out", err: unavailable("stream S", context.DeadlineExceeded), want: true},
+		{name: "no responders", err: unavailable("stream S", nats.ErrNoResponders), want: true},
+		{name: "temporarily unavailable", err: unavailable("stream S", &jetstream.APIError{Code: 503, ErrorCode: 10008}), want: true},
+		{name: "insufficient resources", err: unavailable("create stream S", &jetstream.APIError{Code: 500, ErrorCode: 10047}), want: false},
+		{name: "subjects overlap", err: unavailable("create stream S", &jetstream.APIError{Code: 400, ErrorCode: 10065}), want: false},
+		{name: "not durable", err: notDurable("S"), want: false},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := provisionMayRecover(tc.err); got != tc.want {
+				t.Fatalf("provisionMayRecover(%v) = %v, want %v", tc.err, got, tc.want)
 			}
 		})
 	}

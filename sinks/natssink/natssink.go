@@ -118,7 +118,7 @@ func (s *Sink) startJetStream(ctx context.Context) error {
 		return unavailable("jetstream", err)
 	}
 	s.js = js
-	if err := s.provisionStream(ctx); err != nil {
+	if err := s.provisionStreamRetrying(ctx); err != nil {
 		return err
 	}
 	if s.stream.CachedInfo().Config.AllowAtomicPublish {

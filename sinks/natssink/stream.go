@@ -74,6 +74,42 @@ func durabilityOf(sc jetstream.StreamConfig) Durability {
 // Config.Subjects with at least Config.DedupWindow; a stream the bridge
 // manages also gets Config's retention. It refuses a stream that is not
 // durable.
+//
+// A cluster answers no JetStream request while it elects its leaders (a
+// node restarted, all of them starting together): each attempt is bounded
+// by ConnectTimeout and retried, with a log line, until ctx ends, as the
+// connection itself is. Errors that a retry cannot change end it at once.
+func (s *Sink) provisionStreamRetrying(ctx context.Context) error {
+	for {
+		attempt, cancel := context.WithTimeout(ctx, s.cfg.ConnectTimeout)
+		err := s.provisionStream(attempt)
+		cancel()
+		if err == nil || !provisionMayRecover(err) || ctx.Err() != nil {
+			return err
+		}
+		s.log.Warn("nats stream not reachable yet, retrying (a cluster may be electing its leaders)", "stream", s.cfg.Stream, "err", err)
+		select {
+		case <-ctx.Done():
+			return err
+		case <-time.After(s.cfg.ReconnectWait):
+		}
+	}
+}
+
+// provisionMayRecover reports whether a failed stream lookup, creation or
+// update may succeed on its own later: no answer in time, no responder yet,
+// or JetStream saying it is temporarily unavailable.
+func provisionMayRecover(err error) bool {
+	if errors.Is(err, ErrNotDurable) {
+		return false
+	}
+	if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok {
+		return apiErr.Code == 503
+	}
+	return errors.Is(err, context.DeadlineExceeded) || errors.Is(err, nats.ErrTimeout) ||
+		errors.Is(err, nats.ErrNoResponders) || errors.Is(err, jetstream.ErrJetStreamNotEnabled)
+}
+
 func (s *Sink) provisionStream(ctx context.Context) error {
 	c := s.cfg
 	subjects := c.Subjects
@@ -139,7 +175,11 @@ func (s *Sink) provisionStream(ctx context.Context) error {
 	s.log.Info("nats stream durability", "stream", d.Stream, "managed", d.Managed, "storage", d.Storage,
 		"replicas", d.Replicas, "max_age", d.MaxAge, "max_bytes", d.MaxBytes, "discard_new", d.DiscardNew,
 		"dedup_window", sc.Duplicates, "atomic_batches", sc.AllowAtomicPublish)
-	if d.Replicas == 1 {
+	switch info := stream.CachedInfo(); {
+	case d.Replicas == 1 && info.Cluster != nil && info.Cluster.Name != "":
+		s.log.Warn("nats stream has one replica on a cluster: losing its node loses its events; set NATS_STREAM_REPLICAS=3 for a stream the bridge creates, or raise the stream's replicas",
+			"stream", d.Stream, "cluster", info.Cluster.Name)
+	case d.Replicas == 1:
 		s.log.Info("nats stream has one replica: an acknowledged event lives on one server's disk")
 	}
 	return nil
@@ -314,6 +354,9 @@ func (s *Sink) storeHealth(ctx context.Context) error {
 	}
 	info, err := s.stream.Info(ctx)
 	if err != nil {
+		return fmt.Errorf("stream %s: %w", s.cfg.Stream, err)
+	}
+	if err := streamQuorum(info); err != nil {
 		return fmt.Errorf("stream %s: %w", s.cfg.Stream, err)
 	}
 	d := durabilityOf(info.Config)

@@ -219,8 +219,10 @@ func mustService(t *testing.T, f composeFile, name string) service {
 
 var envTag = regexp.MustCompile("`env:\"([A-Z0-9_]+)[,\"][^`]*`")
 
-// binaryConfig is the variables the binary reads and the defaults it has,
-// from the env struct tags of cmd/senfenico-bridge/config.go.
+// binaryConfig is the variables the binary reads, from the env struct tags
+// of cmd/senfenico-bridge/config.go, and the defaults it has, from the
+// README's configuration table (which cmd/senfenico-bridge's
+// TestREADMEDefaults holds equal to the defaults the binary pre-fills).
 func binaryConfig(t *testing.T) (names map[string]bool, defaults map[string]string) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(root, "cmd/senfenico-bridge/config.go"))
@@ -228,11 +230,17 @@ func binaryConfig(t *testing.T) (names map[string]bool, defaults map[string]stri
 		t.Fatal(err)
 	}
 	names, defaults = map[string]bool{}, map[string]string{}
-	defTag := regexp.MustCompile(`envDefault:"([^"]*)"`)
 	for _, m := range envTag.FindAllStringSubmatch(string(src), -1) {
 		names[m[1]] = true
-		if d := defTag.FindStringSubmatch(m[0]); d != nil {
-			defaults[m[1]] = d[1]
+	}
+	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	if err != nil {
+		t.Fatal(err)
+	}
+	row := regexp.MustCompile("(?m)^\\| ((?:`[A-Z0-9_]+`(?:, )?)+) \\| `([^`|]*)` \\|")
+	for _, m := range row.FindAllStringSubmatch(string(readme), -1) {
+		for _, v := range strings.Split(m[1], ", ") {
+			defaults[strings.Trim(v, "`")] = m[2]
 		}
 	}
 	for _, want := range []string{"SENFENICO_WEBHOOK_KEYS", "LISTEN_ADDR", "NATS_URL", "KAFKA_BROKERS"} {

@@ -129,6 +129,7 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", scrub(err.Error(), cfg.secrets()))
 		return exitUsage
 	}
+	startHeapFloor()
 	logOut := newAsyncWriter(stderr)
 	defer logOut.Close()
 	logger := newLogger(cfg, newScrubWriter(logOut, cfg.secrets()), isTerminal(stderr))

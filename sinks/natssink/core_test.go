@@ -1,9 +1,12 @@
 package natssink
 
 import (
+	"bytes"
 	"context"
 	"errors"
+	"net"
 	"sync"
+	"sync/atomic"
 	"testing"
 	"time"
 
@@ -71,5 +74,78 @@ func TestCoreReconnectBetweenPublishAndFlushFails(t *testing.T) {
 	}
 	if _, err := sub.NextMsg(5 * time.Second); err != nil {
 		t.Fatalf("resend not received: %v", err)
+	}
+}
+
+// pingCounter counts the PINGs a client writes.
+type pingCounter struct {
+	net.Conn
+	pings *atomic.Int64
+}
+
+func (c pingCounter) Write(b []byte) (int, error) {
+	c.pings.Add(int64(bytes.Count(b, []byte("PING\r\n"))))
+	return c.Conn.Write(b)
+}
+
+type pingCountingDialer struct{ pings *atomic.Int64 }
+
+func (d pingCountingDialer) Dial(network, address string) (net.Conn, error) {
+	c, err := net.Dial(network, address)
+	if err != nil {
+		return nil, err
+	}
+	return pingCounter{Conn: c, pings: d.pings}, nil
+}
+
+// Concurrent core publishes share their confirming flushes: publishes that
+// arrive while one flush is in flight wait for the next, so 64 publishers
+// cost far fewer round trips than publishes; and every one of them is
+// delivered.
+func TestCorePublishesShareFlushes(t *testing.T) {
+	srv := natstest.Start(t)
+	subject := sinktest.RandomSubject("core")
+	watcher := srv.Client(t)
+	sub, err := watcher.SubscribeSync(subject)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if err := watcher.Flush(); err != nil {
+		t.Fatal(err)
+	}
+	var pings atomic.Int64
+	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
+	defer cancel()
+	s, err := New(ctx, Config{URL: srv.URL(), Mode: ModeCore, Options: []nats.Option{nats.SetCustomDialer(pingCountingDialer{&pings})}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer s.Close(context.Background())
+
+	const workers, each = 64, 20
+	pingsBefore := pings.Load()
+	var wg sync.WaitGroup
+	errs := make(chan error, workers*each)
+	for range workers {
+		wg.Go(func() {
+			for range each {
+				if _, err := s.Publish(ctx, sinktest.NewMessage(subject)); err != nil {
+					errs <- err
+				}
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Fatalf("publish: %v", err)
+	}
+	if got := pings.Load() - pingsBefore; got > workers*each/2 {
+		t.Fatalf("%d publishes sent %d PINGs: concurrent publishes did not share their flushes", workers*each, got)
+	}
+	for i := range workers * each {
+		if _, err := sub.NextMsg(10 * time.Second); err != nil {
+			t.Fatalf("message %d of %d not delivered: %v", i+1, workers*each, err)
+		}
 	}
 }

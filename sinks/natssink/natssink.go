@@ -58,6 +58,9 @@ type Sink struct {
 	durability      atomic.Pointer[Durability]
 	streamBytes     atomic.Uint64
 
+	// flushes confirms core publishes (core mode only).
+	flushes *sharedFlush
+
 	// beforeFlush, when set by a test, runs between a core publish and its
 	// flush.
 	beforeFlush func()
@@ -92,6 +95,9 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 	s.nc, err = connect(ctx, cfg, opts)
 	if err != nil {
 		return nil, err
+	}
+	if cfg.Mode == ModeCore {
+		s.flushes = &sharedFlush{nc: s.nc, timeout: cfg.PublishTimeout}
 	}
 	if cfg.Mode == ModeJetStream {
 		if err := s.startJetStream(ctx); err != nil {

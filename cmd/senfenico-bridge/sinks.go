@@ -127,6 +127,9 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			if err != nil {
 				return &environmentError{"KAFKA_BROKERS", brokers, err}
 			}
+			if c, ok := ks.(interface{ Collector() prometheus.Collector }); ok {
+				reg.MustRegister(c.Collector())
+			}
 			s = dedup.Wrap(metrics.Wrap(ks), window)
 		}
 		// Each broker sink gets its own position in the spool, so that one

@@ -3,12 +3,14 @@ package kafkasink_test
 import (
 	"bytes"
 	"context"
+	"fmt"
 	"log/slog"
 	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/prometheus/client_golang/prometheus/testutil"
 	"github.com/segmentio/kafka-go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
@@ -57,6 +59,14 @@ func TestTopicMinISR(t *testing.T) {
 			line := findLine(logs.String(), "kafka topic durability")
 			if line == "" || !strings.Contains(line, "topic="+topic) || !strings.Contains(line, tc.wantLog) {
 				t.Errorf("no durability line with topic=%s and %s in the log:\n%s", topic, tc.wantLog, logs.String())
+			}
+			want := fmt.Sprintf(`
+# HELP senfenico_bridge_kafka_topic_min_isr The topic's min.insync.replicas as read back from the cluster: how many replicas hold a record before acks=all confirms it.
+# TYPE senfenico_bridge_kafka_topic_min_isr gauge
+senfenico_bridge_kafka_topic_min_isr{topic=%q} %s
+`, topic, tc.wantMinISR)
+			if err := testutil.CollectAndCompare(s.Collector(), strings.NewReader(want), "senfenico_bridge_kafka_topic_min_isr"); err != nil {
+				t.Errorf("durability gauge: %v", err)
 			}
 		})
 	}

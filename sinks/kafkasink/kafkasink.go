@@ -63,6 +63,9 @@ type Sink struct {
 
 	// topics maps a topic name to *topicState.
 	topics sync.Map
+	// durability maps a topic name to the durability it was read back to
+	// have, for Collector.
+	durability sync.Map
 
 	gate sinks.Gate
 }
@@ -278,6 +281,7 @@ func (s *Sink) logDurability(ctx context.Context, topic string, replication int,
 			"replication", replication, "err", err)
 		return
 	}
+	s.durability.Store(topic, durability{replication: replication, minISR: minISR})
 	attrs := []any{"topic", topic, "replication", replication, "min_isr", minISR, "created", created}
 	switch {
 	case replication > 1 && minISR < 2:

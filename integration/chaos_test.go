@@ -223,8 +223,15 @@ func TestChaosNATSKilledCore(t *testing.T) {
 	if sum.Answered200 != count {
 		t.Fatalf("%d of %d answered 200", sum.Answered200, count)
 	}
+	// The crash window: messages the server had answered for (its PONG
+	// came after them) but the observing stream had not yet written when
+	// SIGKILL came. At 300 a second on two cores shared with the bridge and
+	// the load tool, the stream's queue holds up to some 80 ms of them
+	// (seen: 0 to 11). That a 200 needs the server's own answer is proven
+	// deterministically in natssink (TestCoreReconnectBetweenPublishAndFlushFails).
+	const crashWindow = 25
 	d := sum.Deliveries
-	if d.Unique+d.Lost != count || d.Lost > 5 {
+	if d.Unique+d.Lost != count || d.Lost > crashWindow {
 		t.Fatalf("the server received %d, lost %d of %d: more than the crash window explains", d.Unique, d.Lost, count)
 	}
 	if sum.Requests == count {

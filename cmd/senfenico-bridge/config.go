@@ -638,21 +638,13 @@ func userinfo(addr string) string {
 
 // redactURLs hides the user information of every URL in a comma-separated
 // list.
-func redactURLs(list string) string {
-	if list == "" {
-		return ""
-	}
-	return strings.Join(redactBrokers(strings.Split(list, ",")), ",")
-}
+func redactURLs(list string) string { return sinks.RedactURLs(list) }
 
 // redactBrokers hides the user information of each address.
 func redactBrokers(addrs []string) []string {
 	out := make([]string, len(addrs))
 	for i, a := range addrs {
-		if info := userinfo(a); info != "" {
-			a = strings.Replace(a, info+"@", "[redacted]@", 1)
-		}
-		out[i] = a
+		out[i] = sinks.RedactURLs(a)
 	}
 	return out
 }

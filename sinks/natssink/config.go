@@ -153,7 +153,7 @@ func (c Config) LogValue() slog.Value {
 		return "REDACTED"
 	}
 	return slog.GroupValue(
-		slog.String("url", redactURL(c.URL)),
+		slog.String("url", sinks.RedactURLs(c.URL)),
 		slog.String("mode", c.Mode),
 		slog.String("stream", c.Stream),
 		slog.Any("subjects", c.Subjects),
@@ -173,22 +173,6 @@ func (c Config) LogValue() slog.Value {
 // String redacts the secrets, like LogValue.
 func (c Config) String() string {
 	return c.LogValue().String()
-}
-
-// redactURL hides passwords and tokens embedded in server URLs, with or
-// without a scheme: nats.go reads "user:pass@host:4222" as a nats:// URL.
-func redactURL(u string) string {
-	parts := strings.Split(u, ",")
-	for i, p := range parts {
-		prefix, rest := "", p
-		if scheme, after, ok := strings.Cut(p, "://"); ok {
-			prefix, rest = scheme+"://", after
-		}
-		if at := strings.LastIndex(rest, "@"); at >= 0 {
-			parts[i] = prefix + "REDACTED@" + rest[at+1:]
-		}
-	}
-	return strings.Join(parts, ",")
 }
 
 // withDefaults returns c with its zero fields set to their defaults.

@@ -79,11 +79,11 @@ func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, e
 		}
 		if permanent(err) {
 			// Retrying cannot fix credentials or certificates.
-			return nil, fmt.Errorf("natssink: connect %s: %w: %w", redactURL(cfg.URL), sinks.ErrUnavailable, err)
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w", sinks.RedactURLs(cfg.URL), sinks.ErrUnavailable, err)
 		}
 		select {
 		case <-ctx.Done():
-			return nil, fmt.Errorf("natssink: connect %s: %w: %w (gave up: %w)", redactURL(cfg.URL), sinks.ErrUnavailable, err, ctx.Err())
+			return nil, fmt.Errorf("natssink: connect %s: %w: %w (gave up: %w)", sinks.RedactURLs(cfg.URL), sinks.ErrUnavailable, err, ctx.Err())
 		case <-time.After(cfg.ReconnectWait):
 		}
 	}

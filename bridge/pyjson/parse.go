@@ -270,7 +270,25 @@ func (d *Document) object(pos int) (int, uint8, error) {
 	n := &d.nodes[idx]
 	n.end, n.next, n.flags = int32(pos), int32(len(d.nodes)), flags
 	n.count = d.dedup(idx, count)
+	if n.count < count && flags != 0 {
+		// A value a later key replaced is not in the document Python
+		// reads, so it cannot make the object non-standard.
+		flags = d.liveFlags(idx)
+		d.nodes[idx].flags = flags
+	}
 	return pos, flags, nil
+}
+
+// liveFlags returns the flags of object obj's members that survive
+// deduplication: each first key and the last value it points at.
+func (d *Document) liveFlags(obj int32) uint8 {
+	var flags uint8
+	for k := obj + 1; k < d.nodes[obj].next; k = d.nodes[k+1].next {
+		if d.nodes[k].flags&flagShadowed == 0 {
+			flags |= d.nodes[d.nodes[k].val].flags
+		}
+	}
+	return flags & flagNonStandard
 }
 
 // keyBytes returns the canonical bytes of key node k: its code points in
@@ -403,7 +421,7 @@ func (d *Document) scanString(pos int) (int, uint8, error) {
 				return i, 0, d.fail(i, ErrEncoding, "invalid UTF-8")
 			}
 			if isSurrogate(r) {
-				flags |= flagSurrogate | flagNonStandard
+				flags |= flagSurrogate
 			}
 			i += size
 		}

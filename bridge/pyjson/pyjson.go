@@ -107,9 +107,9 @@ const (
 	// flagSurrogate: the decoded string holds a surrogate code point that is
 	// not part of a pair (from a raw encoded surrogate or an unpaired escape).
 	flagSurrogate
-	// flagNonStandard: the subtree holds NaN/Infinity literals, a number
-	// that overflows a float (dumped as Infinity), or raw UTF-8-encoded
-	// surrogates.
+	// flagNonStandard: the document the subtree reads as holds a NaN or
+	// Infinity literal or a number that overflows a float (dumped as
+	// Infinity). Values a repeated key replaced do not count.
 	flagNonStandard
 	// flagShadowed: an object key that repeats an earlier key of the same
 	// object; the earlier key takes this member's value.

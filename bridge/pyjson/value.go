@@ -40,11 +40,14 @@ func (v Value) Raw() []byte {
 	return v.d.body[n.start:n.end:n.end]
 }
 
-// Standard reports whether this subtree is standard RFC 8259 JSON in valid
-// UTF-8 that AppendPython writes back as standard JSON: no NaN, Infinity or
-// -Infinity literals, no number too large for a float (CPython reads 1e400
-// as inf and dumps it as Infinity) and no raw UTF-8-encoded surrogates.
-// Escaped surrogates such as \ud800 are standard JSON text.
+// Standard reports whether AppendPython writes this subtree as standard RFC
+// 8259 JSON: the document it reads as (the last value of a repeated key, as
+// CPython keeps it) holds no NaN, Infinity or -Infinity literal and no number
+// too large for a float (CPython reads 1e400 as inf and dumps it as
+// Infinity). It depends on the document, not on its bytes: a lone surrogate
+// is standard whether sent raw (UTF-8-encoded, which json.loads accepts with
+// 'surrogatepass') or as an escape, since AppendPython writes both as the
+// escape \udXXXX.
 func (v Value) Standard() bool {
 	n := v.node()
 	return n != nil && n.flags&flagNonStandard == 0

@@ -297,7 +297,7 @@ func (s *scratch) readEnvelope(n *Notification) error {
 		data = s.inner.Root()
 	}
 	if !data.Standard() {
-		n.Problem = "\"data\" is not standard JSON (NaN, Infinity or invalid UTF-8)"
+		n.Problem = "\"data\" is not standard JSON (NaN, Infinity or a number beyond a float)"
 		return nil
 	}
 	// Escapes can make the dump longer than the source; the source length

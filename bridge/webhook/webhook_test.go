@@ -360,6 +360,12 @@ func FuzzDecode(f *testing.F) {
 	f.Add([]byte(`{"event": "a.b", "data": {"x": NaN}}`), false)
 	f.Add([]byte("{\"event\": \"a\xed\xa0\x80\", \"data\": {\"x\": 1, \"x\": 2}}"), true)
 	f.Add([]byte("\xef\xbb\xbf{\"event\":\"a.b\",\"data\":\"{\\\"y\\\":1e400}\"}"), true)
+	// Found by fuzzing in CI: a value a repeated key replaced (NaN, raw
+	// surrogates) made the data non-standard although the document Python
+	// reads, and its canonical form, hold neither.
+	f.Add([]byte(`{"event":"a","data":{"":NaN,"":0}}`), true)
+	f.Add([]byte("{\"event\":\"a\",\"data\":{\"\":\"\xed\xa0\x80\",\"\":0}}"), true)
+	f.Add([]byte("{\"event\":\"a\",\"data\":{\"x\":\"\xed\xa0\x80\"}}"), true)
 	d := newDecoder(f, key)
 	f.Fuzz(func(t *testing.T, body []byte, sign bool) {
 		sig := strings.Repeat("0", 64)

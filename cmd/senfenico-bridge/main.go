@@ -243,6 +243,9 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 // JSON Schemas consumers validate against.
 func newServer(cfg config, logger *slog.Logger, stack *sinkStack, reg *prometheus.Registry) (*bridge.Server, error) {
 	bcfg := cfg.bridgeConfig(logger)
+	if stack.maxBody > 0 {
+		bcfg.MaxBodyBytes = min(bcfg.MaxBodyBytes, stack.maxBody)
+	}
 	bcfg.Routes = map[string]http.Handler{
 		"GET /metrics":  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		"GET /schemas/": schemas.Handler(),

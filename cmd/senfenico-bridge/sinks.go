@@ -28,6 +28,9 @@ type sinkStack struct {
 	sink     sinks.Sink
 	spool    *spool.Spool
 	embedded *natsembed.Server
+	// maxBody, when not zero, is less than MAX_BODY_BYTES: the largest
+	// body the NATS server takes with the headers the bridge adds.
+	maxBody int64
 }
 
 // close closes the sinks, then the spool their forwarders read, then the
@@ -224,8 +227,22 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 	if err != nil {
 		return nil, &environmentError{variable, shown, err}
 	}
+	if limit := s.MaxPayload() - natsHeaderRoom; limit < cfg.MaxBodyBytes {
+		// A body the server refuses would be answered 503 on every resend
+		// for Senfenico's hour (and block a spool's forwarder): refuse it
+		// with 413 at the door instead, and say so now.
+		logger.Warn("MAX_BODY_BYTES is more than the NATS server's max_payload allows with the bridge's headers; larger bodies are refused with 413",
+			slog.Int64("max_body_bytes", cfg.MaxBodyBytes), slog.Int64("server_max_payload", s.MaxPayload()),
+			slog.Int64("bodies_up_to", limit))
+		stack.maxBody = max(limit, 1)
+	}
 	return s, nil
 }
+
+// natsHeaderRoom is what the bridge's headers may take in a message beside
+// the body: the CloudEvents headers and Nats-Msg-Id take about 300 bytes,
+// a dead letter's reason and detail a few hundred more.
+const natsHeaderRoom = 4 << 10
 
 // waitForBroker runs connect, which retries until its ctx ends, and logs
 // every few seconds what it waits for. It returns as soon as ctx ends

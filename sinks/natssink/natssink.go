@@ -142,6 +142,10 @@ func (s *Sink) Name() string { return "nats" }
 // It does not block; use it for metrics and health pages.
 func (s *Sink) Connected() bool { return s.nc.IsConnected() }
 
+// MaxPayload returns the largest message, headers included, that the
+// server accepts (its max_payload, from the connection's INFO).
+func (s *Sink) MaxPayload() int64 { return s.nc.MaxPayload() }
+
 // Durability returns what the stream promises for an acknowledged message,
 // as last read (at New, then by each Ready). It is the zero Durability in
 // core mode, where nothing is stored. It does not block.

@@ -107,6 +107,9 @@ func buildSinks(ctx context.Context, cfg config, logger *slog.Logger, reg promet
 			if err != nil {
 				return err
 			}
+			if n, ok := ns.(*natssink.Sink); ok {
+				stack.maxBody = bodyLimit(cfg, logger, n)
+			}
 			// A sink connected in the background behind the spool
 			// (spool.Deferred) has no stream to report on yet.
 			if c, ok := ns.(interface{ Collector() prometheus.Collector }); ok {
@@ -227,16 +230,24 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 	if err != nil {
 		return nil, &environmentError{variable, shown, err}
 	}
-	if limit := s.MaxPayload() - natsHeaderRoom; limit < cfg.MaxBodyBytes {
-		// A body the server refuses would be answered 503 on every resend
-		// for Senfenico's hour (and block a spool's forwarder): refuse it
-		// with 413 at the door instead, and say so now.
-		logger.Warn("MAX_BODY_BYTES is more than the NATS server's max_payload allows with the bridge's headers; larger bodies are refused with 413",
-			slog.Int64("max_body_bytes", cfg.MaxBodyBytes), slog.Int64("server_max_payload", s.MaxPayload()),
-			slog.Int64("bodies_up_to", limit))
-		stack.maxBody = max(limit, 1)
-	}
 	return s, nil
+}
+
+// bodyLimit returns the largest body n's server takes with the bridge's
+// headers when that is less than MAX_BODY_BYTES, else 0. A body the server
+// refuses would be answered 503 on every resend for Senfenico's hour (and
+// block a spool's forwarder): the bridge refuses it with 413 at the door
+// instead, and says so at start. (A sink that connects in the background
+// behind the spool is not checked.)
+func bodyLimit(cfg config, logger *slog.Logger, n *natssink.Sink) int64 {
+	limit := n.MaxPayload() - natsHeaderRoom
+	if limit >= cfg.MaxBodyBytes {
+		return 0
+	}
+	logger.Warn("MAX_BODY_BYTES is more than the NATS server's max_payload allows with the bridge's headers; larger bodies are refused with 413",
+		slog.Int64("max_body_bytes", cfg.MaxBodyBytes), slog.Int64("server_max_payload", n.MaxPayload()),
+		slog.Int64("bodies_up_to", limit))
+	return max(limit, 1)
 }
 
 // natsHeaderRoom is what the bridge's headers may take in a message beside

@@ -222,7 +222,8 @@ func writeAccepted(w http.ResponseWriter, msg *sinks.Message, receipt sinks.Rece
 }
 
 // logRequest writes the request's one log line: warn for a 503, with the
-// sink's error; info otherwise.
+// sink's error; info otherwise. Lines of requests not answered 200 are
+// limited (refusalLog).
 func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message, publishErr error, latency time.Duration) {
 	level := slog.LevelInfo
 	if out.status >= 500 {
@@ -230,6 +231,16 @@ func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message
 	}
 	if !s.log.Enabled(ctx, level) {
 		return
+	}
+	if out.status != http.StatusOK {
+		ok, unlogged := s.refusals.admit(time.Now())
+		if !ok {
+			return
+		}
+		if unlogged > 0 {
+			s.log.LogAttrs(ctx, slog.LevelWarn, "refused requests not logged; senfenico_bridge_requests_total counts them all",
+				slog.Int("unlogged", unlogged), slog.Int("lines_per_second", refusalLinesPerSecond))
+		}
 	}
 	attrs := []slog.Attr{
 		slog.Int("status", out.status),

@@ -10,6 +10,8 @@ import (
 	"log/slog"
 	"net/http"
 	"net/http/httptest"
+	"regexp"
+	"strconv"
 	"strings"
 	"sync/atomic"
 	"testing"
@@ -627,5 +629,64 @@ func TestConfigValidate(t *testing.T) {
 				t.Fatal(err)
 			}
 		})
+	}
+}
+
+// A flood of unsigned requests gets at most refusalLinesPerSecond log lines
+// a second, a later line says how many went unlogged, so that lines and
+// unlogged counts add up to every refusal; genuine deliveries are logged
+// whatever the flood.
+func TestRefusalLinesAreLimited(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	s := newTestServer(t, memsink.New(), func(c *Config) { c.Logger = logger })
+	body := `{"event": "charge.success", "data": {"reference": "r"}}`
+	const flood = 500
+	start := time.Now()
+	for range flood {
+		post(t, s.Handler(), body, signed(body, "wrong"))
+	}
+	post(t, s.Handler(), body, signed(body, testKey))
+	elapsed := time.Since(start)
+	// The first refusal of a later second reports what the flood left
+	// unlogged.
+	time.Sleep(time.Second + 10*time.Millisecond)
+	post(t, s.Handler(), body, signed(body, "wrong"))
+
+	lines := strings.Count(logs.String(), "status=401")
+	unlogged := 0
+	for _, m := range regexp.MustCompile(`unlogged=(\d+)`).FindAllStringSubmatch(logs.String(), -1) {
+		n, _ := strconv.Atoi(m[1])
+		unlogged += n
+	}
+	if lines+unlogged != flood+1 {
+		t.Fatalf("%d refusals: %d logged and %d reported unlogged", flood+1, lines, unlogged)
+	}
+	if most := refusalLinesPerSecond * (int(elapsed/time.Second) + 2); lines > most {
+		t.Fatalf("%d refusals in %v gave %d log lines, more than %d", flood+1, elapsed, lines, most)
+	}
+	if !strings.Contains(logs.String(), "status=200") {
+		t.Fatalf("the genuine delivery was not logged during the flood:\n%s", logs.String())
+	}
+}
+
+func TestRefusalLogAdmits(t *testing.T) {
+	var l refusalLog
+	t0 := time.Date(2026, 12, 2, 0, 0, 0, 0, time.UTC)
+	for i := range refusalLinesPerSecond {
+		if ok, unlogged := l.admit(t0.Add(time.Duration(i) * time.Millisecond)); !ok || unlogged != 0 {
+			t.Fatalf("refusal %d: admitted %v, unlogged %d", i, ok, unlogged)
+		}
+	}
+	for i := range 7 {
+		if ok, _ := l.admit(t0.Add(500*time.Millisecond + time.Duration(i))); ok {
+			t.Fatalf("refusal %d beyond the limit admitted", refusalLinesPerSecond+i)
+		}
+	}
+	if ok, unlogged := l.admit(t0.Add(time.Second)); !ok || unlogged != 7 {
+		t.Fatalf("first refusal of the next second: admitted %v, unlogged %d; want true, 7", ok, unlogged)
+	}
+	if ok, unlogged := l.admit(t0.Add(time.Second + 1)); !ok || unlogged != 0 {
+		t.Fatalf("the unlogged count was reported twice: admitted %v, unlogged %d", ok, unlogged)
 	}
 }

@@ -33,7 +33,9 @@ type Server struct {
 	router  router
 	log     *slog.Logger
 	metrics *metrics
-	http    *http.Server
+	// refusals limits the log lines of requests not answered 200.
+	refusals refusalLog
+	http     *http.Server
 	// bodyBudget bounds the request-body bytes held at once.
 	bodyBudget *bodyBudget
 	// decodeSlots bounds the large bodies being decoded at once (body.go's

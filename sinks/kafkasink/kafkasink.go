@@ -128,6 +128,11 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		if err == nil {
 			return s, nil
 		}
+		if refused(err) {
+			// Retrying cannot fix credentials or certificates.
+			transport.CloseIdleConnections()
+			return nil, fmt.Errorf("kafkasink: connect %v: %w: %w", cfg.Brokers, sinks.ErrUnavailable, err)
+		}
 		select {
 		case <-ctx.Done():
 			transport.CloseIdleConnections()
@@ -135,6 +140,14 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		case <-time.After(250 * time.Millisecond):
 		}
 	}
+}
+
+// refused reports whether a connection error will recur on every try: the
+// broker refused the SASL credentials or mechanism, or a certificate failed
+// verification on either side.
+func refused(err error) bool {
+	return errors.Is(err, kafka.SASLAuthenticationFailed) || errors.Is(err, kafka.UnsupportedSASLMechanism) ||
+		errors.Is(err, kafka.IllegalSASLState) || sinks.TLSRefused(err)
 }
 
 // Name returns "kafka".

@@ -2,12 +2,9 @@ package natssink
 
 import (
 	"context"
-	"crypto/tls"
-	"crypto/x509"
 	"errors"
 	"fmt"
 	"log/slog"
-	"net"
 	"time"
 
 	"github.com/nats-io/nats.go"
@@ -90,27 +87,10 @@ func connect(ctx context.Context, cfg Config, opts []nats.Option) (*nats.Conn, e
 }
 
 // permanent reports whether a connection error will recur on every try: the
-// server refused the credentials, a certificate failed verification (ours
-// by the server, which says so in a TLS alert, or the server's by us), or
-// one side wants TLS and the other does not.
-//
-// A TLS handshake cut short is not final: a server at max_connections
-// answers in plain text and hangs up, and a TLS proxy whose backend is
-// still starting closes right after the handshake; both clear up on their
-// own, like a server that is not listening yet.
+// server refused the credentials, a certificate failed verification on
+// either side, or one side wants TLS and the other does not.
 func permanent(err error) bool {
-	if errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
-		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) {
-		return true
-	}
-	var verifyErr *tls.CertificateVerificationError
-	var unknownAuthority x509.UnknownAuthorityError
-	var hostnameErr x509.HostnameError
-	var invalidCert x509.CertificateInvalidError
-	// crypto/tls reports an alert the server sent (it refused our
-	// certificate or found none) as a net.OpError with this Op.
-	var opErr *net.OpError
-	remoteAlert := errors.As(err, &opErr) && opErr.Op == "remote error"
-	return remoteAlert || errors.As(err, &verifyErr) || errors.As(err, &unknownAuthority) ||
-		errors.As(err, &hostnameErr) || errors.As(err, &invalidCert)
+	return errors.Is(err, nats.ErrAuthorization) || errors.Is(err, nats.ErrAuthExpired) ||
+		errors.Is(err, nats.ErrSecureConnRequired) || errors.Is(err, nats.ErrSecureConnWanted) ||
+		sinks.TLSRefused(err)
 }

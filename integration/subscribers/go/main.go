@@ -18,6 +18,7 @@ import (
 	"os"
 	"os/signal"
 	"strings"
+	"sync/atomic"
 	"syscall"
 	"time"
 
@@ -245,20 +246,31 @@ func consumeNATS(ctx context.Context, cfg config, out chan<- delivery, errs chan
 // consumeKafka reads the topics in a consumer group from the earliest offset
 // and commits each record after its line is printed.
 func consumeKafka(ctx context.Context, cfg config, out chan<- delivery, errs chan<- error) func() {
-	r := kafka.NewReader(kafka.ReaderConfig{
-		Brokers:     cfg.kafkaBrokers,
-		GroupID:     cfg.group,
-		GroupTopics: cfg.topics,
-		StartOffset: kafka.FirstOffset,
-		MaxWait:     500 * time.Millisecond,
-		// The first join attempt fails against our Kafka 4 broker (measured:
-		// every start took 5 s more) and is retried after this backoff,
-		// 5 s by default.
-		JoinGroupBackoff: 200 * time.Millisecond,
-	})
 	done := make(chan struct{})
+	var reader atomic.Pointer[kafka.Reader]
 	go func() {
 		defer close(done)
+		// A consumer group joined before its topics exist gets no
+		// partitions of them until something else rebalances it, and the
+		// bridge creates each topic with its first event: wait for them.
+		if err := waitForTopics(ctx, cfg); err != nil {
+			if ctx.Err() == nil {
+				errs <- err
+			}
+			return
+		}
+		r := kafka.NewReader(kafka.ReaderConfig{
+			Brokers:     cfg.kafkaBrokers,
+			GroupID:     cfg.group,
+			GroupTopics: cfg.topics,
+			StartOffset: kafka.FirstOffset,
+			MaxWait:     500 * time.Millisecond,
+			// The first join attempt fails against our Kafka 4 broker
+			// (measured: every start took 5 s more) and is retried after
+			// this backoff, 5 s by default.
+			JoinGroupBackoff: 200 * time.Millisecond,
+		})
+		reader.Store(r)
 		for {
 			m, err := r.FetchMessage(ctx)
 			if err != nil {
@@ -287,9 +299,45 @@ func consumeKafka(ctx context.Context, cfg config, out chan<- delivery, errs cha
 		}
 	}()
 	return func() {
-		// Close leaves the group at once, so a restarted subscriber does not
-		// wait for the session to time out before it gets the partitions.
-		_ = r.Close()
+		// The caller cancelled ctx first, so the goroutine ends; Close
+		// leaves the group at once, so a restarted subscriber does not wait
+		// for the session to time out before it gets the partitions.
 		<-done
+		if r := reader.Load(); r != nil {
+			_ = r.Close()
+		}
+	}
+}
+
+// waitForTopics returns once every topic of cfg exists, saying once on
+// stderr what it waits for, or when ctx ends.
+func waitForTopics(ctx context.Context, cfg config) error {
+	client := &kafka.Client{Addr: kafka.TCP(cfg.kafkaBrokers...), Timeout: 10 * time.Second}
+	said := false
+	for {
+		meta, err := client.Metadata(ctx, &kafka.MetadataRequest{Topics: cfg.topics})
+		if err != nil && ctx.Err() == nil {
+			return fmt.Errorf("kafka metadata: %w", err)
+		}
+		if err == nil {
+			var missing []string
+			for _, topic := range meta.Topics {
+				if topic.Error != nil {
+					missing = append(missing, topic.Name)
+				}
+			}
+			if len(missing) == 0 {
+				return nil
+			}
+			if !said {
+				fmt.Fprintf(os.Stderr, "subscriber: waiting for Kafka topics %s (the bridge creates each with its first event)\n", strings.Join(missing, ","))
+				said = true
+			}
+		}
+		select {
+		case <-ctx.Done():
+			return ctx.Err()
+		case <-time.After(time.Second):
+		}
 	}
 }

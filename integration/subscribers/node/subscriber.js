@@ -192,6 +192,28 @@ async function main() {
       // disconnect() waits for the fetch in flight, which the broker holds
       // for up to maxWaitTimeInMs when nothing arrives: 5 s by default, which
       // made Ctrl-C take seconds. The Go subscriber waits 500 ms too.
+      // The bridge creates a topic with its first event, so a subscriber
+      // started first finds none; kafkajs' subscribe throws on a missing
+      // topic. Wait for them instead, as the Go and Python subscribers do.
+      const admin = kafka.admin();
+      await admin.connect();
+      closers.push(() => admin.disconnect());
+      for (let said = false; ; ) {
+        const existing = new Set(await admin.listTopics());
+        const missing = cfg.topics.filter((t) => !existing.has(t));
+        if (missing.length === 0) break;
+        if (!said) {
+          process.stderr.write(`subscriber: waiting for Kafka topics ${missing.join(",")} (the bridge creates each with its first event)\n`);
+          said = true;
+        }
+        let timer;
+        const stop = await Promise.race([
+          finished.then(() => true),
+          new Promise((res) => (timer = setTimeout(() => res(false), 1000))),
+        ]);
+        clearTimeout(timer);
+        if (stop) return await finished;
+      }
       const consumer = kafka.consumer({ groupId: cfg.group, maxWaitTimeInMs: 500 });
       await consumer.connect();
       closers.push(() => consumer.disconnect());

@@ -210,6 +210,21 @@ def kafka_loop(args, loop, queue: asyncio.Queue, stop: threading.Event):
         "enable.auto.commit": False,
     })
     try:
+        # The bridge creates each topic with its first event, and librdkafka
+        # notices a subscribed topic that appears later only at its next
+        # metadata refresh (five minutes by default): wait for them first,
+        # as the Go and Node subscribers do.
+        said = False
+        while not stop.is_set():
+            present = consumer.list_topics(timeout=10).topics
+            missing = [t for t in args.topics if t not in present or present[t].error is not None]
+            if not missing:
+                break
+            if not said:
+                print(f"subscriber: waiting for Kafka topics {','.join(missing)} "
+                      "(the bridge creates each with its first event)", file=sys.stderr, flush=True)
+                said = True
+            stop.wait(1)
         consumer.subscribe(args.topics)
         while not stop.is_set():
             m = consumer.poll(0.5)

@@ -16,11 +16,15 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 )
 
-// startNATS runs an in-process NATS server with JetStream, as the bridge's
-// embedded one, and returns a connection to it.
-func startNATS(t *testing.T) (*server.Server, *nats.Conn) {
+// runNATS runs an in-process NATS server with opts on a free loopback port
+// (with a store of the test's own when JetStream is on) until the test ends.
+func runNATS(t *testing.T, opts server.Options) *server.Server {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true})
+	opts.Host, opts.Port, opts.NoSigs = "127.0.0.1", -1, true
+	if opts.JetStream {
+		opts.StoreDir = t.TempDir()
+	}
+	srv, err := server.NewServer(&opts)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -29,6 +33,14 @@ func startNATS(t *testing.T) (*server.Server, *nats.Conn) {
 	if !srv.ReadyForConnections(10 * time.Second) {
 		t.Fatal("NATS server not ready within 10s")
 	}
+	return srv
+}
+
+// startNATS runs an in-process NATS server with JetStream, as the bridge's
+// embedded one, and returns a connection to it.
+func startNATS(t *testing.T) (*server.Server, *nats.Conn) {
+	t.Helper()
+	srv := runNATS(t, server.Options{JetStream: true})
 	nc, err := nats.Connect(srv.ClientURL())
 	if err != nil {
 		t.Fatal(err)

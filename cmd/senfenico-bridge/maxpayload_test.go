@@ -19,15 +19,7 @@ import (
 // published; bodies that fit are published as ever.
 func TestBodiesBeyondTheServersMaxPayloadAre413(t *testing.T) {
 	const maxPayload = 64 << 10
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, NoSigs: true, MaxPayload: maxPayload})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	srv := runNATS(t, server.Options{MaxPayload: maxPayload})
 	natsURL := "nats://" + srv.Addr().String()
 	const key = "max-payload-key"
 	base, _, logs, _ := startServe(t, map[string]string{

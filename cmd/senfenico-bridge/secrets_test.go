@@ -42,15 +42,7 @@ func runLogged(t *testing.T, env map[string]string, stopWhen string) string {
 // startTokenNATS runs a NATS server that wants token.
 func startTokenNATS(t *testing.T, token string) string {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true, Authorization: token})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	srv := runNATS(t, server.Options{JetStream: true, Authorization: token})
 	return srv.Addr().String()
 }
 

@@ -151,16 +151,7 @@ func busyAddr(t *testing.T) string {
 // startAuthNATS runs a NATS server that wants user "bridge" with password.
 func startAuthNATS(t *testing.T, password string) string {
 	t.Helper()
-	srv, err := server.NewServer(&server.Options{Host: "127.0.0.1", Port: -1, JetStream: true, StoreDir: t.TempDir(), NoSigs: true,
-		Username: "bridge", Password: password})
-	if err != nil {
-		t.Fatal(err)
-	}
-	srv.Start()
-	t.Cleanup(srv.Shutdown)
-	if !srv.ReadyForConnections(10 * time.Second) {
-		t.Fatal("NATS server not ready")
-	}
+	srv := runNATS(t, server.Options{JetStream: true, Username: "bridge", Password: password})
 	return srv.Addr().String()
 }
 

@@ -191,7 +191,10 @@ func (s *Sink) store(ctx context.Context, msg *sinks.Message) (sinks.Receipt, er
 	}
 	ack, err := s.sp.js.PublishMsg(ctx, &nats.Msg{Subject: s.subject, Data: data}, opts...)
 	if err != nil {
-		if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok && apiErr.ErrorCode == errCodeStoreFailed {
+		// The same code covers a disk that failed the write, which the
+		// store watch reports and recovers from; only MaxBytes is "full".
+		if apiErr, ok := errors.AsType[*jetstream.APIError](err); ok && apiErr.ErrorCode == errCodeStoreFailed &&
+			strings.Contains(apiErr.Description, maxBytesExceeded) {
 			s.sp.full.Store(true)
 		}
 		return sinks.Receipt{}, fmt.Errorf("spool: store %s for %s: %w: %w", msg.ID, s.name, sinks.ErrUnavailable, err)
@@ -268,3 +271,7 @@ func sleep(ctx context.Context, d time.Duration) bool {
 // DiscardNew stream answers when MaxBytes leaves no room (nats.go names no
 // constant for it).
 const errCodeStoreFailed jetstream.ErrorCode = 10077
+
+// maxBytesExceeded is the text of nats-server's ErrMaxBytes in that error's
+// description.
+const maxBytesExceeded = "maximum bytes exceeded"

@@ -36,6 +36,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus"
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
 // Errors of this package; test them with errors.Is.
@@ -167,6 +168,11 @@ type Spool struct {
 	js      jetstream.JetStream
 	stream  jetstream.Stream
 	metrics *metrics
+	// watch restarts the store's JetStream once SPOOL_DIR takes writes
+	// again after a write failure (a full disk), which nats-server
+	// otherwise keeps failing until the process restarts.
+	watch     *natsembed.StoreWatch
+	stopWatch context.CancelFunc
 
 	// full is set when the store refused an event for want of room, and
 	// cleared when it takes one again or the forwarder frees some: the
@@ -229,6 +235,10 @@ func Open(ctx context.Context, cfg Config) (_ *Spool, err error) {
 	if !sp.srv.JetStreamEnabled() {
 		return nil, fmt.Errorf("spool: store could not enable JetStream in %s", cfg.Dir)
 	}
+	watchCtx, stopWatch := context.WithCancel(context.Background())
+	sp.stopWatch = stopWatch
+	sp.watch = natsembed.WatchStore(watchCtx, sp.srv, filepath.Join(cfg.Dir, "store"), "SPOOL_DIR", "spool",
+		natsembed.DefaultStoreCheckInterval, cfg.Logger)
 	sp.nc, err = nats.Connect("", nats.InProcessServer(sp.srv), nats.Name("senfenico-spool"))
 	if err != nil {
 		return nil, fmt.Errorf("spool: connect to store: %w", err)
@@ -279,10 +289,17 @@ func (sp *Spool) shutdown(ctx context.Context) error {
 	if sp.nc != nil {
 		sp.nc.Close()
 	}
+	if sp.stopWatch != nil {
+		sp.stopWatch()
+	}
 	var err error
 	if sp.srv != nil {
 		done := make(chan struct{})
 		go func() {
+			if sp.watch != nil {
+				// Not while it restarts JetStream.
+				<-sp.watch.Done()
+			}
 			sp.srv.Shutdown()
 			sp.srv.WaitForShutdown()
 			close(done)
@@ -301,9 +318,12 @@ func (sp *Spool) shutdown(ctx context.Context) error {
 	return err
 }
 
-// accepts reports whether the store can take another event: it runs and is
-// below MaxBytes.
+// accepts reports whether the store can take another event: it runs, its
+// disk took the last writes, and it is below MaxBytes.
 func (sp *Spool) accepts(ctx context.Context) error {
+	if err := sp.watch.Ready(); err != nil {
+		return fmt.Errorf("spool: %w: %w", sinks.ErrUnavailable, err)
+	}
 	if sp.full.Load() {
 		return fmt.Errorf("spool: %w: full (SPOOL_MAX_BYTES %d)", sinks.ErrUnavailable, sp.cfg.MaxBytes)
 	}

@@ -17,7 +17,6 @@ import (
 	"strconv"
 	"strings"
 	"sync"
-	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -175,13 +174,9 @@ type Server struct {
 	bridgePassword string
 	storeLock      *os.File
 	stopWatch      context.CancelFunc
-	watchDone      chan struct{}
+	watch          *StoreWatch
 	closeOnce      sync.Once
 	stopped        chan struct{}
-	// jetStreamConfig is JetStream's configuration as first started.
-	jetStreamConfig server.JetStreamConfig
-	// problem is the last store check's finding; "" when healthy.
-	problem atomic.Pointer[string]
 }
 
 // Start starts a server with JetStream enabled and returns once it accepts
@@ -271,10 +266,9 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 	started = true
 	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s := &Server{
-		ns: ns, bridgePassword: bridgePassword, storeLock: lock, jetStreamConfig: *ns.JetStreamConfig(),
-		stopWatch: stopWatch, watchDone: make(chan struct{}), stopped: make(chan struct{}),
+		ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopWatch: stopWatch, stopped: make(chan struct{}),
+		watch: WatchStore(watchCtx, ns, cfg.StoreDir, "DATA_DIR", "embedded NATS server", cfg.StoreCheckInterval, logger),
 	}
-	go s.watchStore(watchCtx, cfg, logger)
 	return s, nil
 }
 
@@ -318,7 +312,7 @@ func (s *Server) BridgeCredentials() (user, password string) {
 // nats-server sized from the disk's free space at start. A stream whose
 // MaxBytes exceeds it is refused (insufficient storage resources).
 func (s *Server) StoreLimit() int64 {
-	return s.jetStreamConfig.MaxStore
+	return s.watch.jetStream.MaxStore
 }
 
 // ClientURL returns the nats:// URL TCP clients connect to.
@@ -347,7 +341,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		s.stopWatch()
 		go func() {
-			<-s.watchDone
+			<-s.watch.Done()
 			s.ns.Shutdown()
 			s.ns.WaitForShutdown()
 			s.storeLock.Close()

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"log/slog"
 	"strings"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -19,8 +20,8 @@ const writeProbeSize = 1 << 20
 // the store's failure.
 const restartBackoff = 30 * time.Second
 
-// watchStore restarts JetStream once the store takes writes again after a
-// write failure.
+// StoreWatch restarts a server's JetStream once its store takes writes
+// again after a write failure, and reports the store's state meanwhile.
 //
 // Why (read in nats-server v2.15.2): a failed write to a file store (a full
 // disk, a quota) is sticky. filestore.setWriteErr keeps the error in the
@@ -29,10 +30,48 @@ const restartBackoff = 30 * time.Second
 // which only a JetStream restart (or a process restart) does. A permission
 // error, or a full disk under a mirror, disables JetStream altogether
 // (ShutdownJetStream). In both cases the server's health check says so,
-// which is what this loop watches.
-func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slog.Logger) {
-	defer close(s.watchDone)
-	ticker := time.NewTicker(cfg.StoreCheckInterval)
+// which is what the watch reads.
+type StoreWatch struct {
+	ns *server.Server
+	// jetStream is JetStream's configuration as first started: a restart
+	// takes the limits the server sized from the free space at start, not
+	// from what a nearly full disk has left now.
+	jetStream server.JetStreamConfig
+	// dir is the StoreDir the server was given (EnableJetStream adds
+	// "jetstream" itself); variable names it for the operator.
+	dir, variable, what string
+	log                 *slog.Logger
+	// problem is the last check's finding; "" when healthy.
+	problem atomic.Pointer[string]
+	done    chan struct{}
+}
+
+// WatchStore checks ns's JetStream every interval until ctx ends (Done is
+// closed then). what names the server in log lines ("embedded NATS
+// server") and variable the setting that points at dir ("DATA_DIR").
+func WatchStore(ctx context.Context, ns *server.Server, dir, variable, what string, interval time.Duration, logger *slog.Logger) *StoreWatch {
+	w := &StoreWatch{ns: ns, jetStream: *ns.JetStreamConfig(), dir: dir, variable: variable, what: what,
+		log: logger, done: make(chan struct{})}
+	go w.run(ctx, interval)
+	return w
+}
+
+// Ready returns nil while the store takes writes, as of the last check (at
+// most one interval ago), and an error wrapping ErrStoreFailing otherwise.
+// It does not block.
+func (w *StoreWatch) Ready() error {
+	if p := w.problem.Load(); p != nil && *p != "" {
+		return fmt.Errorf("%w: %s", ErrStoreFailing, *p)
+	}
+	return nil
+}
+
+// Done is closed once the watch has stopped.
+func (w *StoreWatch) Done() <-chan struct{} { return w.done }
+
+func (w *StoreWatch) run(ctx context.Context, interval time.Duration) {
+	defer close(w.done)
+	ticker := time.NewTicker(interval)
 	defer ticker.Stop()
 	var failingSince, lastWait, nextRestart time.Time
 	for {
@@ -41,57 +80,54 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 			return
 		case <-ticker.C:
 		}
-		problem := s.storeProblem()
-		s.problem.Store(&problem)
+		problem := storeProblem(w.ns)
+		w.problem.Store(&problem)
 		if problem == "" {
 			failingSince = time.Time{}
 			continue
 		}
 		if failingSince.IsZero() {
 			failingSince = time.Now()
-			logger.Error("embedded NATS server cannot store events; publishing fails until DATA_DIR takes writes again",
-				slog.String("problem", problem), slog.String("store_dir", cfg.StoreDir))
+			w.log.Error(w.what+" cannot store events; storing fails until "+w.variable+" takes writes again",
+				slog.String("problem", problem), slog.String("store_dir", w.dir))
 		}
 		if time.Now().Before(nextRestart) {
 			continue
 		}
-		if err := storeWritable(cfg.StoreDir, writeProbeSize); err != nil {
+		if err := storeWritable(w.dir, writeProbeSize); err != nil {
 			if time.Since(lastWait) >= 30*time.Second {
 				lastWait = time.Now()
-				logger.Warn("waiting for DATA_DIR to take writes (free some space)",
-					slog.String("store_dir", cfg.StoreDir), slog.Any("err", err))
+				w.log.Warn("waiting for "+w.variable+" to take writes (free some space)",
+					slog.String("store_dir", w.dir), slog.Any("err", err))
 			}
 			continue
 		}
-		logger.Warn("DATA_DIR takes writes again; restarting the embedded JetStream",
-			slog.String("store_dir", cfg.StoreDir), slog.Duration("failed_for", time.Since(failingSince).Round(time.Second)))
-		if s.ns.JetStreamEnabled() {
-			if err := s.ns.ShutdownJetStream(); err != nil {
-				logger.Error("stopping JetStream failed", slog.Any("err", err))
+		w.log.Warn(w.variable+" takes writes again; restarting the JetStream of the "+w.what,
+			slog.String("store_dir", w.dir), slog.Duration("failed_for", time.Since(failingSince).Round(time.Second)))
+		if w.ns.JetStreamEnabled() {
+			if err := w.ns.ShutdownJetStream(); err != nil {
+				w.log.Error("stopping JetStream failed", slog.Any("err", err))
 				continue
 			}
 		}
-		// The limits the server sized from the free space at start, not
-		// from what a nearly full disk has left now: a restart must not
-		// leave JetStream too small for the stream it already holds.
-		jsConfig := s.jetStreamConfig
-		jsConfig.StoreDir = cfg.StoreDir // EnableJetStream adds "jetstream" itself
-		if err := s.ns.EnableJetStream(&jsConfig); err != nil {
-			logger.Error("restarting JetStream failed; trying again", slog.Any("err", err))
+		jsConfig := w.jetStream
+		jsConfig.StoreDir = w.dir // EnableJetStream adds "jetstream" itself
+		if err := w.ns.EnableJetStream(&jsConfig); err != nil {
+			w.log.Error("restarting JetStream failed; trying again", slog.Any("err", err))
 			continue
 		}
-		problem = s.storeProblem()
-		s.problem.Store(&problem)
+		problem = storeProblem(w.ns)
+		w.problem.Store(&problem)
 		if problem != "" {
 			// Something the write probe does not see (a directory of its
 			// own full or read-only): restarting every second would only
 			// fill the log.
 			nextRestart = time.Now().Add(restartBackoff)
-			logger.Error("embedded JetStream restarted but still cannot store; trying again later",
+			w.log.Error("JetStream restarted but still cannot store; trying again later",
 				slog.String("problem", problem), slog.Duration("retry_in", restartBackoff))
 			continue
 		}
-		logger.Info("embedded JetStream restarted; publishing resumes", slog.String("store_dir", cfg.StoreDir))
+		w.log.Info("JetStream of the "+w.what+" restarted; storing resumes", slog.String("store_dir", w.dir))
 		failingSince = time.Time{}
 	}
 }
@@ -100,19 +136,16 @@ func (s *Server) watchStore(ctx context.Context, cfg EmbeddedConfig, logger *slo
 // last check (at most StoreCheckInterval ago), and an error wrapping
 // ErrStoreFailing otherwise. It does not block.
 func (s *Server) StoreReady() error {
-	if p := s.problem.Load(); p != nil && *p != "" {
-		return fmt.Errorf("%w: %s", ErrStoreFailing, *p)
-	}
-	return nil
+	return s.watch.Ready()
 }
 
 // storeProblem describes why JetStream cannot store right now, or returns
 // "" when it can.
-func (s *Server) storeProblem() string {
-	if !s.ns.JetStreamEnabled() {
+func storeProblem(ns *server.Server) string {
+	if !ns.JetStreamEnabled() {
 		return "JetStream is disabled"
 	}
-	health := s.ns.Healthz(&server.HealthzOptions{Details: true})
+	health := ns.Healthz(&server.HealthzOptions{Details: true})
 	var problems []string
 	for _, e := range health.Errors {
 		if strings.Contains(e.Error, "write error") {

@@ -16,6 +16,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/cmd/senfenico-load/loadgen"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
@@ -61,7 +62,7 @@ type natsProcess struct {
 func startNATSProcess(t *testing.T) *natsProcess {
 	t.Helper()
 	dir := t.TempDir()
-	p := &natsProcess{t: t, conf: filepath.Join(dir, "nats.conf"), port: freePort(t)}
+	p := &natsProcess{t: t, conf: filepath.Join(dir, "nats.conf"), port: testkit.FreePortString(t)}
 	conf := fmt.Sprintf("listen: 127.0.0.1:%s\nmax_payload: 8MB\njetstream {\n  store_dir: %q\n  sync_interval: always\n}\n", p.port, filepath.Join(dir, "store"))
 	if err := os.WriteFile(p.conf, []byte(conf), 0o600); err != nil {
 		t.Fatal(err)
@@ -271,7 +272,7 @@ func TestChaosKafkaKilled(t *testing.T) {
 // new one on the same port, as an orchestrator's rolling restart would.
 func TestChaosBridgeRestarted(t *testing.T) {
 	nats := natstest.Start(t)
-	port := freePort(t)
+	port := testkit.FreePortString(t)
 	vars := map[string]string{"NATS_URL": nats.URL(), "LISTEN_ADDR": "127.0.0.1:" + port}
 	first := startBridge(t, vars)
 	const count = 1500

@@ -1,61 +1,22 @@
 package integration
 
 import (
-	"errors"
 	"net/http"
 	"os"
-	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 )
-
-// mountTmpfs mounts a tmpfs of size at a new directory for the test.
-func mountTmpfs(t *testing.T, size string) string {
-	t.Helper()
-	if os.Geteuid() != 0 {
-		t.Skip("mounting a small filesystem needs root (CI runs as root)")
-	}
-	dir := t.TempDir()
-	if out, err := exec.Command("mount", "-t", "tmpfs", "-o", "size="+size, "tmpfs", dir).CombinedOutput(); err != nil {
-		t.Fatalf("mount tmpfs: %v: %s", err, out)
-	}
-	t.Cleanup(func() {
-		if out, err := exec.Command("umount", "-l", dir).CombinedOutput(); err != nil {
-			t.Errorf("umount %s: %v: %s", dir, err, out)
-		}
-	})
-	return dir
-}
-
-// fill writes a file until the filesystem is full.
-func fill(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", path, err)
-			}
-			return
-		}
-	}
-}
 
 // A full DATA_DIR under the embedded server: requests get 503 and /readyz
 // fails within seconds; once space is back both recover without a restart,
 // and every event answered 200 is in the stream.
 func TestDiskFullRecoversWithoutRestart(t *testing.T) {
-	dataDir := mountTmpfs(t, "24m")
-	natsAddr := "127.0.0.1:" + freePort(t)
+	dataDir := testkit.MountTmpfs(t, "24m")
+	natsAddr := "127.0.0.1:" + testkit.FreePortString(t)
 	p := startBridge(t, map[string]string{
 		"DATA_DIR":             dataDir,
 		"NATS_EMBEDDED_LISTEN": natsAddr,
@@ -77,7 +38,7 @@ func TestDiskFullRecoversWithoutRestart(t *testing.T) {
 	}
 
 	filler := filepath.Join(dataDir, "filler")
-	fill(t, filler)
+	testkit.FillDisk(t, filler)
 	// Some writes may still fit in a block the store already holds; the
 	// store fails at the first one that does not.
 	deadline := time.Now().Add(30 * time.Second)

@@ -5,7 +5,6 @@ package integration
 
 import (
 	"bufio"
-	"bytes"
 	"crypto/rand"
 	"encoding/hex"
 	"encoding/json"
@@ -24,6 +23,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/pyjson"
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/schemas"
 )
 
@@ -50,41 +50,13 @@ func TestMain(m *testing.M) {
 	os.Exit(code)
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
 // bridgeProc is a running senfenico-bridge process.
 type bridgeProc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	logs *lockedBuffer
+	logs *testkit.Buffer
 	done chan error
-}
-
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }
 
 // startBridge runs the binary with the given variables (on top of a minimal
@@ -112,7 +84,7 @@ func startBridge(t *testing.T, vars map[string]string) *bridgeProc {
 	if err != nil {
 		t.Fatal(err)
 	}
-	p := &bridgeProc{t: t, cmd: cmd, logs: &lockedBuffer{}, done: make(chan error, 1)}
+	p := &bridgeProc{t: t, cmd: cmd, logs: &testkit.Buffer{}, done: make(chan error, 1)}
 	if err := cmd.Start(); err != nil {
 		t.Fatal(err)
 	}

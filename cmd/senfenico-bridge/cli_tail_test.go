@@ -13,6 +13,7 @@ import (
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 )
 
@@ -69,9 +70,9 @@ func contractMsg(subject, id, at, reason, detail, body string) *nats.Msg {
 
 // startTail runs the tail command until it exits and waits until it is
 // subscribed; the returned func waits for its exit code.
-func startTail(t *testing.T, ctx context.Context, args ...string) (stdout, stderr *syncBuffer, wait func() int) {
+func startTail(t *testing.T, ctx context.Context, args ...string) (stdout, stderr *testkit.Buffer, wait func() int) {
 	t.Helper()
-	stdout, stderr = &syncBuffer{}, &syncBuffer{}
+	stdout, stderr = &testkit.Buffer{}, &testkit.Buffer{}
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, append([]string{"tail"}, args...), nil, nil, stdout, stderr) }()
 	deadline := time.After(10 * time.Second)

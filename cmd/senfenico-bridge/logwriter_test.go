@@ -7,13 +7,15 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 )
 
 // TestAsyncWriterKeepsEveryLineInOrder: whatever the interleaving, each
 // writer's lines come out whole and in its order, and Close leaves nothing
 // behind.
 func TestAsyncWriterKeepsEveryLineInOrder(t *testing.T) {
-	var out syncBuffer
+	var out testkit.Buffer
 	w := newAsyncWriter(&out)
 	const writers, lines = 8, 2000
 	var wg sync.WaitGroup

@@ -14,27 +14,9 @@ import (
 	"github.com/nats-io/nats.go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
-
-// syncBuffer is a bytes.Buffer that the server's logger and the test can use
-// at once.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
 	base := map[string]string{"SENFENICO_WEBHOOK_KEYS": "k"}
@@ -112,9 +94,9 @@ func TestUnknownCommand(t *testing.T) {
 // startServe runs the serve command in-process with env and returns the
 // webhook base URL, the embedded NATS URL, the log, and a stop func that
 // returns the exit code.
-func startServe(t *testing.T, env map[string]string) (base, natsURL string, logs *syncBuffer, stop func() int) {
+func startServe(t *testing.T, env map[string]string) (base, natsURL string, logs *testkit.Buffer, stop func() int) {
 	t.Helper()
-	logs = &syncBuffer{}
+	logs = &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	done := make(chan int, 1)
 	go func() { done <- run(ctx, nil, env, nil, io.Discard, logs) }()

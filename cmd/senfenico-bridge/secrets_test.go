@@ -9,6 +9,7 @@ import (
 
 	"github.com/nats-io/nats-server/v2/server"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
 
@@ -17,7 +18,7 @@ import (
 func runLogged(t *testing.T, env map[string]string, stopWhen string) string {
 	t.Helper()
 	env["LOG_LEVEL"] = "debug"
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	ctx, cancel := context.WithCancel(context.Background())
 	defer cancel()
 	done := make(chan int, 1)

@@ -19,6 +19,7 @@ import (
 	"github.com/nats-io/nats-server/v2/server"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
 
@@ -38,7 +39,7 @@ func TestMain(m *testing.M) {
 // bridgeProcess is the bridge running as a process of its own.
 type bridgeProcess struct {
 	cmd    *exec.Cmd
-	stderr *syncBuffer
+	stderr *testkit.Buffer
 	done   chan struct{}
 	began  time.Time
 }
@@ -51,7 +52,7 @@ func startProcess(t *testing.T, env map[string]string) *bridgeProcess {
 	for k, v := range env {
 		cmd.Env = append(cmd.Env, k+"="+v)
 	}
-	p := &bridgeProcess{cmd: cmd, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &bridgeProcess{cmd: cmd, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	cmd.Stderr = p.stderr
 	cmd.Stdout = io.Discard
 	p.began = time.Now()

@@ -21,6 +21,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/cmd/senfenico-load/loadgen"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 )
 
 // TestKafkaClusterLeaderLoss runs three KRaft brokers (broker and
@@ -252,7 +253,7 @@ func startKafkaCluster(t *testing.T) []*kafkaBroker {
 	controllerPorts := make([]string, size)
 	var voters []string
 	for i := range size {
-		clientPorts[i], controllerPorts[i] = freePort(t), freePort(t)
+		clientPorts[i], controllerPorts[i] = testkit.FreePortString(t), testkit.FreePortString(t)
 		voters = append(voters, fmt.Sprintf("%d@127.0.0.1:%s", i+1, controllerPorts[i]))
 	}
 	clusterID := kafkaUUID(t)

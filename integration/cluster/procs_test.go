@@ -5,7 +5,6 @@ package cluster
 
 import (
 	"bufio"
-	"bytes"
 	"encoding/json"
 	"fmt"
 	"io"
@@ -19,6 +18,8 @@ import (
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 )
 
 // natsServerVersion is the nats-server the cluster runs: the version go.mod
@@ -78,35 +79,6 @@ func installNATSServer() (string, error) {
 	return path, nil
 }
 
-func freePort(t *testing.T) string {
-	t.Helper()
-	ln, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer ln.Close()
-	_, port, _ := net.SplitHostPort(ln.Addr().String())
-	return port
-}
-
-// lockedBuffer collects a process's output for the failure report.
-type lockedBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *lockedBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *lockedBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // process is a child process that can be SIGKILLed and started again with
 // the same command line.
 type process struct {
@@ -114,7 +86,7 @@ type process struct {
 	name string
 	args []string
 	env  []string
-	logs *lockedBuffer
+	logs *testkit.Buffer
 
 	mu   sync.Mutex
 	cmd  *exec.Cmd
@@ -122,7 +94,7 @@ type process struct {
 }
 
 func newProcess(t *testing.T, name string, env []string, args ...string) *process {
-	p := &process{t: t, name: name, args: args, env: env, logs: &lockedBuffer{}}
+	p := &process{t: t, name: name, args: args, env: env, logs: &testkit.Buffer{}}
 	t.Cleanup(func() {
 		p.kill()
 		if t.Failed() {
@@ -242,7 +214,7 @@ func startCluster(t *testing.T) []*natsNode {
 	const size = 3
 	routePorts := make([]string, size)
 	for i := range routePorts {
-		routePorts[i] = freePort(t)
+		routePorts[i] = testkit.FreePortString(t)
 	}
 	var routes []string
 	for _, p := range routePorts {
@@ -251,7 +223,7 @@ func startCluster(t *testing.T) []*natsNode {
 	nodes := make([]*natsNode, size)
 	for i := range nodes {
 		dir := t.TempDir()
-		n := &natsNode{serverName: fmt.Sprintf("n%d", i+1), clientPort: freePort(t)}
+		n := &natsNode{serverName: fmt.Sprintf("n%d", i+1), clientPort: testkit.FreePortString(t)}
 		conf := fmt.Sprintf(`server_name: %s
 listen: 127.0.0.1:%s
 max_payload: 8MB
@@ -308,7 +280,7 @@ func (b *bridge) base() string { return "http://127.0.0.1:" + b.port }
 
 func newBridge(t *testing.T, name string, vars map[string]string) *bridge {
 	t.Helper()
-	b := &bridge{port: freePort(t)}
+	b := &bridge{port: testkit.FreePortString(t)}
 	env := []string{
 		"PATH=" + os.Getenv("PATH"),
 		"HOME=" + os.Getenv("HOME"),

@@ -23,16 +23,16 @@ import (
 	"bufio"
 	"bytes"
 	"fmt"
-	"net"
 	"os"
 	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
-	"sync"
 	"syscall"
 	"testing"
 	"time"
+
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 )
 
 // root is the repository root, relative to this package's directory.
@@ -148,41 +148,12 @@ func TestMatchOutput(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by a child process and read by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // started is a long-running command of the quick start.
 type started struct {
 	name           string
 	cmd            *exec.Cmd
-	stdout, stderr *syncBuffer
+	stdout, stderr *testkit.Buffer
 	done           chan struct{}
-}
-
-func freePort(t *testing.T) string {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	_, port, _ := net.SplitHostPort(l.Addr().String())
-	return port
 }
 
 // workDir returns a directory holding links to the repository's files, and
@@ -253,7 +224,7 @@ func TestQuickStart(t *testing.T) {
 		t.Fatalf("README quick-start steps are %s, want %s", got, want)
 	}
 
-	httpPort, natsPort := freePort(t), freePort(t)
+	httpPort, natsPort := testkit.FreePortString(t), testkit.FreePortString(t)
 	ports := strings.NewReplacer("127.0.0.1:8080", "127.0.0.1:"+httpPort, "127.0.0.1:4222", "127.0.0.1:"+natsPort)
 	dir := workDir(t)
 	// The README's commands rely on the defaults (8080, 4222) where they name
@@ -388,7 +359,7 @@ func runScript(dir string, env []string, script string, timeout time.Duration) (
 // own, so that SIGINT reaches it as Ctrl-C would.
 func start(t *testing.T, dir string, env []string, name, script string) *started {
 	t.Helper()
-	p := &started{name: name, stdout: &syncBuffer{}, stderr: &syncBuffer{}, done: make(chan struct{})}
+	p := &started{name: name, stdout: &testkit.Buffer{}, stderr: &testkit.Buffer{}, done: make(chan struct{})}
 	p.cmd = exec.Command("bash", "-c", script)
 	p.cmd.Dir, p.cmd.Env = dir, env
 	p.cmd.Stdout, p.cmd.Stderr = p.stdout, p.stderr

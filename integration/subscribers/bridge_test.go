@@ -16,6 +16,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
 
@@ -190,7 +191,7 @@ func startBridgeBinary(t *testing.T, vars map[string]string) string {
 		_ = cmd.Process.Kill()
 		_ = cmd.Wait()
 	})
-	logs := &syncBuffer{}
+	logs := &testkit.Buffer{}
 	addr := make(chan string, 1)
 	go func() {
 		sc := bufio.NewScanner(io.TeeReader(stderr, logs))

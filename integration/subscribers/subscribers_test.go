@@ -1,7 +1,6 @@
 package subscribers_test
 
 import (
-	"bytes"
 	"context"
 	"crypto/rand"
 	"crypto/sha256"
@@ -24,6 +23,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
 )
 
@@ -269,30 +269,12 @@ func trackInputs(t *testing.T) {
 	}
 }
 
-// syncBuffer is written by a child process and polled by the test.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
-}
-
 // start runs a subscriber with args; the process is killed when the test ends.
-func start(t *testing.T, s subscriber, args ...string) (*exec.Cmd, *syncBuffer, *syncBuffer) {
+func start(t *testing.T, s subscriber, args ...string) (*exec.Cmd, *testkit.Buffer, *testkit.Buffer) {
 	t.Helper()
 	cmd := exec.Command(s.cmd[0], append(slices.Clone(s.cmd[1:]), args...)...)
 	cmd.Env = append(os.Environ(), "PYTHONUNBUFFERED=1")
-	stdout, stderr := &syncBuffer{}, &syncBuffer{}
+	stdout, stderr := &testkit.Buffer{}, &testkit.Buffer{}
 	cmd.Stdout, cmd.Stderr = stdout, stderr
 	if err := cmd.Start(); err != nil {
 		t.Fatalf("start %s: %v", s.lang, err)
@@ -307,7 +289,7 @@ func start(t *testing.T, s subscriber, args ...string) (*exec.Cmd, *syncBuffer, 
 }
 
 // wait waits for cmd to exit within d and returns its exit code.
-func wait(t *testing.T, cmd *exec.Cmd, d time.Duration, stderr *syncBuffer) int {
+func wait(t *testing.T, cmd *exec.Cmd, d time.Duration, stderr *testkit.Buffer) int {
 	t.Helper()
 	done := make(chan error, 1)
 	go func() { done <- cmd.Wait() }()
@@ -507,7 +489,7 @@ func TestSubscribers(t *testing.T) {
 	}
 }
 
-func waitFor(t *testing.T, d time.Duration, cond func() bool, stderr *syncBuffer) {
+func waitFor(t *testing.T, d time.Duration, cond func() bool, stderr *testkit.Buffer) {
 	t.Helper()
 	deadline := time.Now().Add(d)
 	for !cond() {

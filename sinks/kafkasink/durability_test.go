@@ -1,12 +1,10 @@
 package kafkasink_test
 
 import (
-	"bytes"
 	"context"
 	"fmt"
 	"log/slog"
 	"strings"
-	"sync"
 	"testing"
 	"time"
 
@@ -14,6 +12,7 @@ import (
 	"github.com/segmentio/kafka-go"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinktest"
 )
@@ -41,7 +40,7 @@ func TestTopicMinISR(t *testing.T) {
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
 			t.Parallel()
-			var logs syncBuffer
+			var logs testkit.Buffer
 			s := newSink(t, b.Addr(), func(c *kafkasink.Config) {
 				c.TopicReplication, c.TopicMinISR = tc.replication, tc.minISR
 				c.Logger = slog.New(slog.NewTextHandler(&logs, nil))
@@ -78,7 +77,7 @@ func TestTopicMinISRCreatedElsewhere(t *testing.T) {
 	b := kafkatest.FromEnv(t)
 	topic := kafkatest.RandomTopic("kafkasink-minisr-elsewhere")
 	b.CreateTopic(t, topic, 1, maxMessageBytes, kafka.ConfigEntry{ConfigName: "min.insync.replicas", ConfigValue: "2"})
-	var logs syncBuffer
+	var logs testkit.Buffer
 	s := newSink(t, b.Addr(), func(c *kafkasink.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	ctx, cancel := context.WithTimeout(context.Background(), 15*time.Second)
 	defer cancel()
@@ -123,22 +122,4 @@ func findLine(logs, substr string) string {
 		}
 	}
 	return ""
-}
-
-// syncBuffer is a bytes.Buffer the sink's goroutines and the test can share.
-type syncBuffer struct {
-	mu  sync.Mutex
-	buf bytes.Buffer
-}
-
-func (b *syncBuffer) Write(p []byte) (int, error) {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.Write(p)
-}
-
-func (b *syncBuffer) String() string {
-	b.mu.Lock()
-	defer b.mu.Unlock()
-	return b.buf.String()
 }

@@ -4,13 +4,13 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"net"
 	"os"
 	"path/filepath"
 	"testing"
 	"time"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/testpki"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
@@ -23,7 +23,7 @@ import (
 // and an unknown CA must fail.
 func TestSASLAndTLS(t *testing.T) {
 	pki, stranger := testpki.New(t), testpki.New(t)
-	saslPort, tlsPort := freePort(t), freePort(t)
+	saslPort, tlsPort := testkit.FreePort(t), testkit.FreePort(t)
 	const user, password = "bridge", "bridge-secret"
 	props := fmt.Sprintf(`
 listeners=PLAINTEXT://127.0.0.1:{{PORT}},CONTROLLER://127.0.0.1:{{CTL}},SASL_PLAINTEXT://127.0.0.1:%[1]d,SSL://127.0.0.1:%[2]d
@@ -107,14 +107,4 @@ func startSecureBroker(t *testing.T, props, formatArgs string) *kafkatest.Broker
 		t.Fatal(err)
 	}
 	return kafkatest.StartWith(t, "KAFKA_EXTRA_PROPERTIES="+file, "KAFKA_FORMAT_ARGS="+formatArgs)
-}
-
-func freePort(t *testing.T) int {
-	t.Helper()
-	l, err := net.Listen("tcp", "127.0.0.1:0")
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer l.Close()
-	return l.Addr().(*net.TCPAddr).Port
 }

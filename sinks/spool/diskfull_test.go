@@ -6,10 +6,10 @@ import (
 	"os"
 	"os/exec"
 	"path/filepath"
-	"syscall"
 	"testing"
 	"time"
 
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/spool"
 )
@@ -38,7 +38,7 @@ func TestFullDiskUnderTheSpoolRecovers(t *testing.T) {
 	}
 
 	filler := filepath.Join(dir, "filler")
-	fillDisk(t, filler)
+	testkit.FillDisk(t, filler)
 	var err error
 	for i := 5; i < 200 && err == nil; i++ {
 		ctx, cancel := context.WithTimeout(context.Background(), 5*time.Second)
@@ -67,23 +67,4 @@ func TestFullDiskUnderTheSpoolRecovers(t *testing.T) {
 
 	next.setDown(false, false)
 	next.waitIDs(t, accepted)
-}
-
-// fillDisk writes path until its filesystem is full.
-func fillDisk(t *testing.T, path string) {
-	t.Helper()
-	f, err := os.Create(path)
-	if err != nil {
-		t.Fatal(err)
-	}
-	defer f.Close()
-	chunk := make([]byte, 64<<10)
-	for {
-		if _, err := f.Write(chunk); err != nil {
-			if !errors.Is(err, syscall.ENOSPC) {
-				t.Fatalf("filling %s: %v", path, err)
-			}
-			return
-		}
-	}
 }

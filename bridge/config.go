@@ -46,6 +46,7 @@ const (
 	DefaultReadTimeout       = 15 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 32 << 10
+	DefaultMaxConnections    = 1024
 )
 
 // Config configures a Server. The zero value of every field but Keys means
@@ -101,6 +102,9 @@ type Config struct {
 	IdleTimeout       time.Duration
 	// MaxHeaderBytes caps request headers (default 32 KiB).
 	MaxHeaderBytes int
+	// MaxConnections caps the client connections open at once (default
+	// 1024); beyond it new connections wait to be accepted.
+	MaxConnections int
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
 }
@@ -148,6 +152,9 @@ func (c *Config) setDefaults() {
 	}
 	if c.MaxHeaderBytes == 0 {
 		c.MaxHeaderBytes = DefaultMaxHeaderBytes
+	}
+	if c.MaxConnections == 0 {
+		c.MaxConnections = DefaultMaxConnections
 	}
 	if c.Logger == nil {
 		c.Logger = slog.New(slog.DiscardHandler)
@@ -212,6 +219,9 @@ func (c Config) Validate() error {
 	}
 	if c.MaxHeaderBytes < 0 {
 		return bad("MaxHeaderBytes", "must be positive, got %d", c.MaxHeaderBytes)
+	}
+	if c.MaxConnections < 0 {
+		return bad("MaxConnections", "must be positive, got %d", c.MaxConnections)
 	}
 	return nil
 }

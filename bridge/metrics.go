@@ -69,6 +69,8 @@ type metrics struct {
 	inFlight      prometheus.Gauge
 	schemaInvalid prometheus.Counter
 	schemaSkipped prometheus.Counter
+	// connectionsFull counts the accepts that found MAX_CONNECTIONS open.
+	connectionsFull prometheus.Counter
 }
 
 func newMetrics(reg prometheus.Registerer) *metrics {
@@ -96,6 +98,10 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 			Name: "senfenico_bridge_schema_checks_skipped_total",
 			Help: "Warn-mode schema checks skipped because the background checker was over its CPU budget or behind.",
 		}),
+		connectionsFull: prometheus.NewCounter(prometheus.CounterOpts{
+			Name: "senfenico_bridge_connections_limit_reached_total",
+			Help: "Times a new client connection had to wait because MAX_CONNECTIONS were open.",
+		}),
 	}
 	for _, o := range allOutcomes {
 		code := strconv.Itoa(o.status)
@@ -105,7 +111,7 @@ func newMetrics(reg prometheus.Registerer) *metrics {
 		}
 	}
 	if reg != nil {
-		reg.MustRegister(requests, duration, m.inFlight, m.schemaInvalid, m.schemaSkipped)
+		reg.MustRegister(requests, duration, m.inFlight, m.schemaInvalid, m.schemaSkipped, m.connectionsFull)
 	}
 	return m
 }

@@ -131,7 +131,7 @@ func (s *Server) Listen() error {
 		return fmt.Errorf("bridge: listen on %s: %w", s.cfg.ListenAddr, err)
 	}
 	s.mu.Lock()
-	s.listener = ln
+	s.listener = newLimitListener(ln, s.cfg.MaxConnections, s.metrics.connectionsFull.Inc)
 	s.mu.Unlock()
 	return nil
 }

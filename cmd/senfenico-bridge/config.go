@@ -34,6 +34,7 @@ type config struct {
 	WebhookPath       string        `env:"WEBHOOK_PATH"`
 	MaxBodyBytes      int64         `env:"MAX_BODY_BYTES"`
 	MaxBodyMemory     int64         `env:"MAX_BODY_MEMORY"`
+	MaxConnections    int           `env:"MAX_CONNECTIONS"`
 	PublishTimeout    time.Duration `env:"PUBLISH_TIMEOUT"`
 	ShutdownTimeout   time.Duration `env:"SHUTDOWN_TIMEOUT"`
 	TopicPrefix       string        `env:"TOPIC_PREFIX"`
@@ -99,6 +100,7 @@ func defaultConfig() config {
 		WebhookPath:           bridge.DefaultWebhookPath,
 		MaxBodyBytes:          bridge.DefaultMaxBodyBytes,
 		MaxBodyMemory:         bridge.DefaultMaxBodyMemory,
+		MaxConnections:        bridge.DefaultMaxConnections,
 		PublishTimeout:        bridge.DefaultPublishTimeout,
 		ShutdownTimeout:       defaultShutdownTimeout,
 		DeadLetterSubject:     bridge.DefaultDeadLetterSubject,
@@ -204,6 +206,7 @@ var fieldVariables = map[error]map[string]string{
 		"WebhookPath":       "WEBHOOK_PATH",
 		"MaxBodyBytes":      "MAX_BODY_BYTES",
 		"MaxBodyMemory":     "MAX_BODY_MEMORY",
+		"MaxConnections":    "MAX_CONNECTIONS",
 		"PublishTimeout":    "PUBLISH_TIMEOUT",
 		"TopicPrefix":       "TOPIC_PREFIX",
 		"DeadLetterSubject": "DEAD_LETTER_SUBJECT",
@@ -300,6 +303,7 @@ func (c *config) check() error {
 		{"PUBLISH_TIMEOUT", c.PublishTimeout > 0},
 		{"SHUTDOWN_TIMEOUT", c.ShutdownTimeout > 0},
 		{"MAX_BODY_MEMORY", c.MaxBodyMemory > 0},
+		{"MAX_CONNECTIONS", c.MaxConnections > 0},
 		{"NATS_STREAM_REPLICAS", c.NATSStreamReplicas > 0},
 		{"NATS_STREAM_MAX_FAMILIES", c.NATSStreamMaxFamilies > 0},
 		{"DEDUP_WINDOW", c.DedupWindow > 0},
@@ -465,6 +469,7 @@ func (c *config) bridgeConfig(logger *slog.Logger) bridge.Config {
 		DeadLetterSubject: c.DeadLetterSubject,
 		SchemaMode:        bridge.SchemaMode(c.SchemaValidation),
 		MaxBodyMemory:     c.MaxBodyMemory,
+		MaxConnections:    c.MaxConnections,
 		Families:          c.EventFamilies,
 		Logger:            logger,
 	}

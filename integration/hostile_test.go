@@ -22,6 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
@@ -455,5 +456,51 @@ func TestHostileStatusForUndecodableBodies(t *testing.T) {
 		if a := p.post(tt.body, tt.signature); a.Status != tt.want {
 			t.Errorf("%s: status %d, want %d", tt.name, a.Status, tt.want)
 		}
+	}
+}
+
+// MAX_CONNECTIONS bounds what idle connections can hold: with two open at
+// MAX_CONNECTIONS=2, a genuine delivery waits, and it is answered 200 as
+// soon as one of them goes.
+func TestHostileIdleConnectionsWaitTheirTurn(t *testing.T) {
+	broker := natstest.Start(t)
+	p := startBridge(t, map[string]string{"NATS_URL": broker.URL(), "MAX_CONNECTIONS": "2"})
+	addr := strings.TrimPrefix(p.base, "http://")
+	var idle []net.Conn
+	for range 2 {
+		c, err := net.Dial("tcp", addr)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer c.Close()
+		idle = append(idle, c)
+	}
+	body := notification("checkout.success", randomReference(), 1000)
+	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
+	answered := make(chan int, 1)
+	go func() {
+		req, _ := http.NewRequest(http.MethodPost, p.base+"/webhooks/senfenico", strings.NewReader(body))
+		req.Header.Set(webhook.HeaderName, *sign(body))
+		resp, err := client.Do(req)
+		if err != nil {
+			answered <- -1
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	select {
+	case code := <-answered:
+		t.Fatalf("answered %d with MAX_CONNECTIONS=2 connections already open", code)
+	case <-time.After(time.Second):
+	}
+	idle[0].Close()
+	select {
+	case code := <-answered:
+		if code != http.StatusOK {
+			t.Fatalf("the delivery that waited got %d, want 200", code)
+		}
+	case <-time.After(20 * time.Second):
+		t.Fatal("the delivery that waited was not answered after a connection closed")
 	}
 }

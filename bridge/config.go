@@ -46,7 +46,7 @@ const (
 	DefaultReadTimeout       = 15 * time.Second
 	DefaultIdleTimeout       = 60 * time.Second
 	DefaultMaxHeaderBytes    = 32 << 10
-	DefaultMaxConnections    = 1024
+	DefaultMaxConnections    = 2048
 )
 
 // Config configures a Server. The zero value of every field but Keys means
@@ -103,7 +103,7 @@ type Config struct {
 	// MaxHeaderBytes caps request headers (default 32 KiB).
 	MaxHeaderBytes int
 	// MaxConnections caps the client connections open at once (default
-	// 1024); beyond it new connections wait to be accepted.
+	// 2048); beyond it new connections wait to be accepted.
 	MaxConnections int
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger

@@ -271,8 +271,7 @@ func (s *Server) handleReady(w http.ResponseWriter, r *http.Request) {
 	ctx, cancel := context.WithTimeout(r.Context(), readyTimeout)
 	defer cancel()
 	w.Header().Set("Content-Type", "application/json")
-	if err := s.sink.Ready(ctx); err != nil {
-		s.log.Warn("not ready", slog.String("sink", s.sink.Name()), slog.Any("err", err))
+	if err := s.readiness.check(ctx); err != nil {
 		w.WriteHeader(http.StatusServiceUnavailable)
 		w.Write([]byte(`{"status": "unavailable"}` + "\n"))
 		return

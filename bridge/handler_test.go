@@ -13,6 +13,7 @@ import (
 	"regexp"
 	"strconv"
 	"strings"
+	"sync"
 	"sync/atomic"
 	"testing"
 	"time"
@@ -688,5 +689,63 @@ func TestRefusalLogAdmits(t *testing.T) {
 	}
 	if ok, unlogged := l.admit(t0.Add(time.Second + 1)); !ok || unlogged != 0 {
 		t.Fatalf("the unlogged count was reported twice: admitted %v, unlogged %d", ok, unlogged)
+	}
+}
+
+// countingSink counts Ready calls.
+type countingSink struct {
+	*memsink.Sink
+	mu     sync.Mutex
+	readys int
+}
+
+func (c *countingSink) Ready(ctx context.Context) error {
+	c.mu.Lock()
+	c.readys++
+	c.mu.Unlock()
+	return c.Sink.Ready(ctx)
+}
+
+// A client polling /readyz in a loop gets answers, but the broker sees at
+// most readyChecksPerSecond checks a second; a failing sink is logged once
+// per change of state, not once per probe.
+func TestReadyzChecksAreBounded(t *testing.T) {
+	var logs bytes.Buffer
+	logger := slog.New(slog.NewTextHandler(&logs, nil))
+	sink := &countingSink{Sink: memsink.New()}
+	s := newTestServer(t, sink, func(c *Config) { c.Logger = logger })
+	get := func() int {
+		rec := httptest.NewRecorder()
+		s.Handler().ServeHTTP(rec, httptest.NewRequest(http.MethodGet, "/readyz", nil))
+		return rec.Code
+	}
+	if get() != 200 {
+		t.Fatal("/readyz not 200 with a working sink")
+	}
+	sink.SetErr(sinks.ErrUnavailable)
+	if get() != 503 {
+		t.Fatal("/readyz did not follow the sink at once")
+	}
+	const probes = 1000
+	start := time.Now()
+	for range probes {
+		if code := get(); code != 503 {
+			t.Fatalf("/readyz %d with a failing sink", code)
+		}
+	}
+	elapsed := time.Since(start)
+	sink.mu.Lock()
+	readys := sink.readys
+	sink.mu.Unlock()
+	if most := readyChecksPerSecond * (int(elapsed/time.Second) + 2); readys > most {
+		t.Fatalf("%d probes in %v asked the sink %d times, more than %d", probes+2, elapsed, readys, most)
+	}
+	if n := strings.Count(logs.String(), "not ready"); n != 1 {
+		t.Fatalf("%d \"not ready\" lines for one change of state:\n%s", n, logs.String())
+	}
+	sink.SetErr(nil)
+	time.Sleep(time.Until(start.Add(elapsed + time.Second)))
+	if get() != 200 || !strings.Contains(logs.String(), "ready again") {
+		t.Fatalf("/readyz did not recover, or the recovery was not logged:\n%s", logs.String())
 	}
 }

@@ -35,7 +35,9 @@ type Server struct {
 	metrics *metrics
 	// refusals limits the log lines of requests not answered 200.
 	refusals refusalLog
-	http     *http.Server
+	// readiness answers /readyz.
+	readiness *readiness
+	http      *http.Server
 	// bodyBudget bounds the request-body bytes held at once.
 	bodyBudget *bodyBudget
 	// decodeSlots bounds the large bodies being decoded at once (body.go's
@@ -79,6 +81,7 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 		metrics:     newMetrics(reg),
 		bodyBudget:  newBodyBudget(cfg.MaxBodyMemory),
 		decodeSlots: make(chan struct{}, runtime.GOMAXPROCS(0)),
+		readiness:   &readiness{sink: sink, log: cfg.Logger},
 	}
 	if len(cfg.Families) > 0 {
 		s.router.families = make(map[string]bool, len(cfg.Families))

@@ -20,10 +20,16 @@ var (
 // gets no answer reports the last values read.
 const collectTimeout = 2 * time.Second
 
+// collectEvery is the least time between two stream infos asked for by
+// scrapes: /metrics answers anyone who reaches the port, and a client
+// scraping in a loop must not become a stream of API calls on the broker.
+// Prometheus scrapes every 15 s or more, so its values are always fresh.
+const collectEvery = time.Second
+
 // Collector returns a Prometheus collector of the stream's usage: gauges
 // senfenico_bridge_nats_stream_bytes, _max_bytes and _replicas, read from
-// the server at each scrape (at most collectTimeout, then the last values
-// seen). It collects nothing in core mode. Register it once.
+// the server at a scrape (at most once per collectEvery, waiting at most
+// collectTimeout; otherwise the last values seen). It collects nothing in core mode. Register it once.
 func (s *Sink) Collector() prometheus.Collector { return streamCollector{s} }
 
 type streamCollector struct{ s *Sink }
@@ -39,12 +45,15 @@ func (c streamCollector) Collect(ch chan<- prometheus.Metric) {
 	if s.stream == nil {
 		return
 	}
-	ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
-	defer cancel()
-	if info, err := s.stream.Info(ctx); err == nil {
-		d := durabilityOf(info.Config)
-		s.durability.Store(&d)
-		s.streamBytes.Store(info.State.Bytes)
+	now := time.Now().UnixNano()
+	if last := s.collectedAt.Load(); now-last >= int64(collectEvery) && s.collectedAt.CompareAndSwap(last, now) {
+		ctx, cancel := context.WithTimeout(context.Background(), collectTimeout)
+		defer cancel()
+		if info, err := s.stream.Info(ctx); err == nil {
+			d := durabilityOf(info.Config)
+			s.durability.Store(&d)
+			s.streamBytes.Store(info.State.Bytes)
+		}
 	}
 	d := s.Durability()
 	ch <- prometheus.MustNewConstMetric(streamBytesDesc, prometheus.GaugeValue, float64(s.streamBytes.Load()), s.cfg.Stream)

@@ -57,6 +57,9 @@ type Sink struct {
 	storageFailedAt atomic.Int64
 	durability      atomic.Pointer[Durability]
 	streamBytes     atomic.Uint64
+	// collectedAt is when a scrape last asked for the stream's info
+	// (metrics.go), in Unix nanoseconds.
+	collectedAt atomic.Int64
 
 	// flushes confirms core publishes (core mode only).
 	flushes *sharedFlush

@@ -8,6 +8,7 @@ import (
 	"testing"
 	"time"
 
+	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/prometheus/client_golang/prometheus"
 
@@ -274,5 +275,42 @@ func TestCollectorReportsStreamUsage(t *testing.T) {
 	}
 	if got["senfenico_bridge_nats_stream_replicas"] != 1 {
 		t.Errorf("stream replicas = %v, want 1", got["senfenico_bridge_nats_stream_replicas"])
+	}
+}
+
+// Scrapes in a loop ask the server for the stream's info at most once a
+// second: /metrics must not amplify a client's requests into API calls on
+// the broker.
+func TestCollectorAsksTheServerAtMostOnceASecond(t *testing.T) {
+	b := startBroker(t)
+	cfg := b.config(natssink.ModeJetStream)
+	s := newSink(t, cfg)
+	watcher, err := nats.Connect(cfg.URL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer watcher.Close()
+	infos, err := watcher.SubscribeSync("$JS.API.STREAM.INFO.>")
+	if err != nil {
+		t.Fatal(err)
+	}
+	watcher.Flush()
+	reg := prometheus.NewPedanticRegistry()
+	reg.MustRegister(s.Collector())
+	start := time.Now()
+	for range 200 {
+		if _, err := reg.Gather(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	elapsed := time.Since(start)
+	watcher.Flush()
+	time.Sleep(100 * time.Millisecond)
+	n, _, err := infos.Pending()
+	if err != nil {
+		t.Fatal(err)
+	}
+	if most := int(elapsed/time.Second) + 2; n < 1 || n > most {
+		t.Fatalf("200 scrapes in %v asked for the stream's info %d times, want 1 to %d", elapsed, n, most)
 	}
 }

@@ -24,7 +24,7 @@ const collectTimeout = 2 * time.Second
 // scrapes: /metrics answers anyone who reaches the port, and a client
 // scraping in a loop must not become a stream of API calls on the broker.
 // Prometheus scrapes every 15 s or more, so its values are always fresh.
-const collectEvery = time.Second
+const collectEvery = 250 * time.Millisecond
 
 // Collector returns a Prometheus collector of the stream's usage: gauges
 // senfenico_bridge_nats_stream_bytes, _max_bytes and _replicas, read from

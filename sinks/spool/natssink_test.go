@@ -46,6 +46,20 @@ func TestNATSOutageIsForwardedWithTheSameID(t *testing.T) {
 			s := wrap(t, open(t, t.TempDir()), dedup.Wrap(ns, dedup.Config{}))
 
 			publish(t, s, message(0))
+			if mode == natssink.ModeCore {
+				// A core publish is confirmed once the server received it;
+				// the observing stream stores it a moment later, and a
+				// server stopped in between drops it from the record (not
+				// from the contract this test checks).
+				waitFor(t, "the observing stream to record the first event", func() bool {
+					stream, err := js.Stream(ctx, natssink.DefaultStream)
+					if err != nil {
+						return false
+					}
+					info, err := stream.Info(ctx)
+					return err == nil && info.State.Msgs == 1
+				})
+			}
 			broker.Stop()
 			const n = 30
 			for i := 1; i < n; i++ {

@@ -25,23 +25,18 @@ type readiness struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	second  time.Time
-	checks  int
+	window  secondWindow
 	checked bool
 	last    error
 }
 
 func (r *readiness) check(ctx context.Context) error {
 	r.mu.Lock()
-	if now := time.Now(); now.Sub(r.second) >= time.Second {
-		r.second, r.checks = now, 0
-	}
-	if r.checks >= readyChecksPerSecond && r.checked {
+	if r.checked && !r.window.take(time.Now(), readyChecksPerSecond) {
 		err := r.last
 		r.mu.Unlock()
 		return err
 	}
-	r.checks++
 	r.mu.Unlock()
 
 	err := r.sink.Ready(ctx)

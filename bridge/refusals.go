@@ -18,8 +18,7 @@ const refusalLinesPerSecond = 20
 // beside it, which is the part the operator reads.
 type refusalLog struct {
 	mu         sync.Mutex
-	second     time.Time
-	logged     int
+	window     secondWindow
 	suppressed int
 }
 
@@ -29,14 +28,10 @@ type refusalLog struct {
 func (l *refusalLog) admit(now time.Time) (ok bool, unlogged int) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
-	if now.Sub(l.second) >= time.Second {
-		l.second, l.logged = now, 0
-	}
-	if l.logged >= refusalLinesPerSecond {
+	if !l.window.take(now, refusalLinesPerSecond) {
 		l.suppressed++
 		return false, 0
 	}
-	l.logged++
 	unlogged, l.suppressed = l.suppressed, 0
 	return true, unlogged
 }

@@ -213,7 +213,7 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 	// the ID then needs no second pass over the bytes.
 	if n.Rule == RulePythonJSON || bytes.Equal(s.canon, body) {
 		var sum [sha256.Size]byte
-		n.ID = hex.EncodeToString(h.Sum(sum[:0])[:16])
+		n.ID = idOf(h.Sum(sum[:0]))
 	} else {
 		n.ID = DocumentID(s.canon)
 	}
@@ -227,6 +227,11 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 // canonical: the first 128 bits of its SHA-256, in lowercase hex.
 func DocumentID(canonical []byte) string {
 	sum := sha256.Sum256(canonical)
+	return idOf(sum[:])
+}
+
+// idOf is the ID of a document whose canonical form hashes to sum.
+func idOf(sum []byte) string {
 	return hex.EncodeToString(sum[:16])
 }
 

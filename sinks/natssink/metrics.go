@@ -29,7 +29,8 @@ const collectEvery = 250 * time.Millisecond
 // Collector returns a Prometheus collector of the stream's usage: gauges
 // senfenico_bridge_nats_stream_bytes, _max_bytes and _replicas, read from
 // the server at a scrape (at most once per collectEvery, waiting at most
-// collectTimeout; otherwise the last values seen). It collects nothing in core mode. Register it once.
+// collectTimeout; otherwise the last values seen). It collects nothing in
+// core mode. Register it once.
 func (s *Sink) Collector() prometheus.Collector { return streamCollector{s} }
 
 type streamCollector struct{ s *Sink }

@@ -171,8 +171,7 @@ type Spool struct {
 	// watch restarts the store's JetStream once SPOOL_DIR takes writes
 	// again after a write failure (a full disk), which nats-server
 	// otherwise keeps failing until the process restarts.
-	watch     *natsembed.StoreWatch
-	stopWatch context.CancelFunc
+	watch *natsembed.StoreWatch
 
 	// full is set when the store refused an event for want of room, and
 	// cleared when it takes one again or the forwarder frees some: the
@@ -235,9 +234,7 @@ func Open(ctx context.Context, cfg Config) (_ *Spool, err error) {
 	if !sp.srv.JetStreamEnabled() {
 		return nil, fmt.Errorf("spool: store could not enable JetStream in %s", cfg.Dir)
 	}
-	watchCtx, stopWatch := context.WithCancel(context.Background())
-	sp.stopWatch = stopWatch
-	sp.watch = natsembed.WatchStore(watchCtx, sp.srv, filepath.Join(cfg.Dir, "store"), "SPOOL_DIR", "spool",
+	sp.watch = natsembed.WatchStore(sp.srv, filepath.Join(cfg.Dir, "store"), "SPOOL_DIR", "spool",
 		natsembed.DefaultStoreCheckInterval, cfg.Logger)
 	sp.nc, err = nats.Connect("", nats.InProcessServer(sp.srv), nats.Name("senfenico-spool"))
 	if err != nil {
@@ -289,16 +286,12 @@ func (sp *Spool) shutdown(ctx context.Context) error {
 	if sp.nc != nil {
 		sp.nc.Close()
 	}
-	if sp.stopWatch != nil {
-		sp.stopWatch()
-	}
 	var err error
 	if sp.srv != nil {
 		done := make(chan struct{})
 		go func() {
 			if sp.watch != nil {
-				// Not while it restarts JetStream.
-				<-sp.watch.Done()
+				sp.watch.Stop()
 			}
 			sp.srv.Shutdown()
 			sp.srv.WaitForShutdown()

@@ -173,7 +173,6 @@ type Server struct {
 	ns             *server.Server
 	bridgePassword string
 	storeLock      *os.File
-	stopWatch      context.CancelFunc
 	watch          *StoreWatch
 	closeOnce      sync.Once
 	stopped        chan struct{}
@@ -264,10 +263,9 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		return nil, err
 	}
 	started = true
-	watchCtx, stopWatch := context.WithCancel(context.Background())
 	s := &Server{
-		ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopWatch: stopWatch, stopped: make(chan struct{}),
-		watch: WatchStore(watchCtx, ns, cfg.StoreDir, "DATA_DIR", "embedded NATS server", cfg.StoreCheckInterval, logger),
+		ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopped: make(chan struct{}),
+		watch: WatchStore(ns, cfg.StoreDir, "DATA_DIR", "embedded NATS server", cfg.StoreCheckInterval, logger),
 	}
 	return s, nil
 }
@@ -339,9 +337,8 @@ func (s *Server) NATS() *server.Server {
 // that point (StoreDir then stays locked until the process exits).
 func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
-		s.stopWatch()
 		go func() {
-			<-s.watch.Done()
+			s.watch.Stop()
 			s.ns.Shutdown()
 			s.ns.WaitForShutdown()
 			s.storeLock.Close()

@@ -43,17 +43,26 @@ type StoreWatch struct {
 	log                 *slog.Logger
 	// problem is the last check's finding; "" when healthy.
 	problem atomic.Pointer[string]
+	stop    context.CancelFunc
 	done    chan struct{}
 }
 
-// WatchStore checks ns's JetStream every interval until ctx ends (Done is
-// closed then). what names the server in log lines ("embedded NATS
-// server") and variable the setting that points at dir ("DATA_DIR").
-func WatchStore(ctx context.Context, ns *server.Server, dir, variable, what string, interval time.Duration, logger *slog.Logger) *StoreWatch {
+// WatchStore checks ns's JetStream every interval until Stop. what names
+// the server in log lines ("embedded NATS server") and variable the
+// setting that points at dir ("DATA_DIR").
+func WatchStore(ns *server.Server, dir, variable, what string, interval time.Duration, logger *slog.Logger) *StoreWatch {
+	ctx, stop := context.WithCancel(context.Background())
 	w := &StoreWatch{ns: ns, jetStream: *ns.JetStreamConfig(), dir: dir, variable: variable, what: what,
-		log: logger, done: make(chan struct{})}
+		log: logger, stop: stop, done: make(chan struct{})}
 	go w.run(ctx, interval)
 	return w
+}
+
+// Stop ends the watch and returns once it has ended, so that the server
+// can be shut down without a JetStream restart racing it.
+func (w *StoreWatch) Stop() {
+	w.stop()
+	<-w.done
 }
 
 // Ready returns nil while the store takes writes, as of the last check (at
@@ -65,9 +74,6 @@ func (w *StoreWatch) Ready() error {
 	}
 	return nil
 }
-
-// Done is closed once the watch has stopped.
-func (w *StoreWatch) Done() <-chan struct{} { return w.done }
 
 func (w *StoreWatch) run(ctx context.Context, interval time.Duration) {
 	defer close(w.done)

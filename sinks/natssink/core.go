@@ -14,88 +14,109 @@ import (
 // went down with the old connection.
 var errReconnected = errors.New("connection re-established before the flush confirmed the message")
 
-// publishCore sends m on core NATS and returns nil once a flush round trip
-// after it came back over the same connection: the server then processed
-// m. Nothing stores it.
+// coreRounds publishes core messages and confirms them with a flush. Its one
+// rule: the publishes that wait while a round is in flight go together in
+// the next round, written one after the other and followed by one flush,
+// whose PONG confirms them all (the server answers a PING after processing
+// everything sent before it on the connection). Nothing stores them.
+//
+// Measured (BENCHMARKS.md): a PING per publish cost the closed loop at 64
+// connections about 40 % more CPU per request; one flush a round takes most
+// of that back. Writing the round's messages in the goroutine that then
+// flushes, rather than in each caller, puts them in the same socket write as
+// the PING most of the time: published by the callers, nats.go's flusher
+// goroutine wrote most of them on their own first (0.73 client writes a
+// request against 0.18; about 7 % of the CPU per request).
 //
 // A PONG proves receipt only of bytes sent on its own connection. nats.go
 // reconnects by itself, so a message written to a connection that then
 // dropped, followed by a PING on the new one, would be confirmed by a PONG
-// that never saw it. The reconnect count, read before the publish and after
-// the flush, tells the two apart.
-func (s *Sink) publishCore(ctx context.Context, m *nats.Msg) error {
-	before := s.nc.Stats().Reconnects
-	if err := s.nc.PublishMsg(m); err != nil {
-		return err
-	}
-	if s.beforeFlush != nil {
-		s.beforeFlush()
-	}
-	if err := s.flushes.wait(ctx); err != nil {
-		return err
-	}
-	if s.nc.Stats().Reconnects != before {
-		return errReconnected
-	}
-	return nil
-}
-
-// sharedFlush confirms concurrent core publishes with one round trip: a
-// publish waits for the first flush that starts after its message was
-// written, and that flush's PONG confirms every message written before its
-// PING. Its one rule: publishes that arrive while a flush is in flight wait
-// for the next one.
-//
-// Measured (BENCHMARKS.md, this session): a PING per publish cost the
-// closed loop at 64 connections about 40 % more CPU per request (53–64 µs
-// against 39–50) and a fifth of its throughput; one flush a round takes the
-// core path back to the numbers before the redesign.
-type sharedFlush struct {
+// that never saw it. The reconnect count, read before the round's first
+// publish and after its flush, tells the two apart.
+type coreRounds struct {
 	nc      *nats.Conn
 	timeout time.Duration
+	// beforeFlush, when set by a test, runs between a round's publishes
+	// and its flush.
+	beforeFlush func()
 
 	mu      sync.Mutex
-	waiting []chan error
+	waiting []corePublish
 	running bool
 }
 
-// wait blocks until a flush that started after the call came back, or ctx
-// ends.
-func (f *sharedFlush) wait(ctx context.Context) error {
-	done := make(chan error, 1) // the flusher never blocks on a caller gone
-	f.mu.Lock()
-	f.waiting = append(f.waiting, done)
-	if !f.running {
-		f.running = true
-		go f.flushRounds()
+type corePublish struct {
+	ctx  context.Context
+	msg  *nats.Msg
+	done chan error // buffered: a round never blocks on a caller gone
+}
+
+// publish sends m in the next round and returns nil once that round's
+// flush came back over the connection m was written on, or the error that
+// kept m from the server, or ctx's error.
+func (r *coreRounds) publish(ctx context.Context, m *nats.Msg) error {
+	p := corePublish{ctx: ctx, msg: m, done: make(chan error, 1)}
+	r.mu.Lock()
+	r.waiting = append(r.waiting, p)
+	if !r.running {
+		r.running = true
+		go r.run()
 	}
-	f.mu.Unlock()
+	r.mu.Unlock()
 	select {
-	case err := <-done:
+	case err := <-p.done:
 		return err
 	case <-ctx.Done():
 		return ctx.Err()
 	}
 }
 
-// flushRounds flushes once for everyone waiting, answers them, and again
-// while publishes keep arriving; it ends when a round finds no one.
-func (f *sharedFlush) flushRounds() {
+// run sends rounds while publishes keep arriving; it ends when a round finds
+// no one.
+func (r *coreRounds) run() {
 	for {
-		f.mu.Lock()
-		round := f.waiting
-		f.waiting = nil
+		r.mu.Lock()
+		round := r.waiting
+		r.waiting = nil
 		if len(round) == 0 {
-			f.running = false
-			f.mu.Unlock()
+			r.running = false
+			r.mu.Unlock()
 			return
 		}
-		f.mu.Unlock()
-		ctx, cancel := context.WithTimeout(context.Background(), f.timeout)
-		err := f.nc.FlushWithContext(ctx)
-		cancel()
-		for _, done := range round {
-			done <- err
+		r.mu.Unlock()
+		r.send(round)
+	}
+}
+
+func (r *coreRounds) send(round []corePublish) {
+	before := r.nc.Stats().Reconnects
+	sent := round[:0]
+	for _, p := range round {
+		if err := p.ctx.Err(); err != nil {
+			// Its caller has gone; not sending it keeps a 503'd event
+			// from reaching subscribers as well.
+			p.done <- err
+			continue
 		}
+		if err := r.nc.PublishMsg(p.msg); err != nil {
+			p.done <- err
+			continue
+		}
+		sent = append(sent, p)
+	}
+	if len(sent) == 0 {
+		return
+	}
+	if r.beforeFlush != nil {
+		r.beforeFlush()
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), r.timeout)
+	err := r.nc.FlushWithContext(ctx)
+	cancel()
+	if err == nil && r.nc.Stats().Reconnects != before {
+		err = errReconnected
+	}
+	for _, p := range sent {
+		p.done <- err
 	}
 }

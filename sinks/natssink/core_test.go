@@ -42,7 +42,7 @@ func TestCoreReconnectBetweenPublishAndFlushFails(t *testing.T) {
 
 	m := sinktest.NewMessage(subject)
 	var once sync.Once
-	s.beforeFlush = func() {
+	s.core.beforeFlush = func() {
 		once.Do(func() {
 			// The PUB is swallowed on its way to the server...
 			for px.Dropped() < int64(len(m.Body)) && ctx.Err() == nil {
@@ -77,31 +77,34 @@ func TestCoreReconnectBetweenPublishAndFlushFails(t *testing.T) {
 	}
 }
 
-// pingCounter counts the PINGs a client writes.
-type pingCounter struct {
+// writeCounter counts a client's socket writes and the PINGs in them.
+type writeCounter struct {
 	net.Conn
-	pings *atomic.Int64
+	*writeCounts
 }
 
-func (c pingCounter) Write(b []byte) (int, error) {
+type writeCounts struct{ writes, pings atomic.Int64 }
+
+func (c writeCounter) Write(b []byte) (int, error) {
+	c.writes.Add(1)
 	c.pings.Add(int64(bytes.Count(b, []byte("PING\r\n"))))
 	return c.Conn.Write(b)
 }
 
-type pingCountingDialer struct{ pings *atomic.Int64 }
+type countingDialer struct{ counts *writeCounts }
 
-func (d pingCountingDialer) Dial(network, address string) (net.Conn, error) {
+func (d countingDialer) Dial(network, address string) (net.Conn, error) {
 	c, err := net.Dial(network, address)
 	if err != nil {
 		return nil, err
 	}
-	return pingCounter{Conn: c, pings: d.pings}, nil
+	return writeCounter{Conn: c, writeCounts: d.counts}, nil
 }
 
 // Concurrent core publishes share their confirming flushes: publishes that
 // arrive while one flush is in flight wait for the next, so 64 publishers
-// cost far fewer round trips than publishes; and every one of them is
-// delivered.
+// cost far fewer round trips than publishes, and a round's messages mostly
+// share the socket write of its PING; and every one of them is delivered.
 func TestCorePublishesShareFlushes(t *testing.T) {
 	srv := natstest.Start(t)
 	subject := sinktest.RandomSubject("core")
@@ -113,17 +116,17 @@ func TestCorePublishesShareFlushes(t *testing.T) {
 	if err := watcher.Flush(); err != nil {
 		t.Fatal(err)
 	}
-	var pings atomic.Int64
+	var counts writeCounts
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
-	s, err := New(ctx, Config{URL: srv.URL(), Mode: ModeCore, Options: []nats.Option{nats.SetCustomDialer(pingCountingDialer{&pings})}})
+	s, err := New(ctx, Config{URL: srv.URL(), Mode: ModeCore, Options: []nats.Option{nats.SetCustomDialer(countingDialer{&counts})}})
 	if err != nil {
 		t.Fatal(err)
 	}
 	defer s.Close(context.Background())
 
 	const workers, each = 64, 20
-	pingsBefore := pings.Load()
+	pingsBefore, writesBefore := counts.pings.Load(), counts.writes.Load()
 	var wg sync.WaitGroup
 	errs := make(chan error, workers*each)
 	for range workers {
@@ -140,9 +143,13 @@ func TestCorePublishesShareFlushes(t *testing.T) {
 	for err := range errs {
 		t.Fatalf("publish: %v", err)
 	}
-	if got := pings.Load() - pingsBefore; got > workers*each/2 {
+	if got := counts.pings.Load() - pingsBefore; got > workers*each/2 {
 		t.Fatalf("%d publishes sent %d PINGs: concurrent publishes did not share their flushes", workers*each, got)
 	}
+	if got := counts.writes.Load() - writesBefore; got > workers*each/3 {
+		t.Fatalf("%d publishes took %d socket writes: a round's messages were not written with its PING", workers*each, got)
+	}
+	t.Logf("%d publishes: %d PINGs, %d writes", workers*each, counts.pings.Load()-pingsBefore, counts.writes.Load()-writesBefore)
 	for i := range workers * each {
 		if _, err := sub.NextMsg(10 * time.Second); err != nil {
 			t.Fatalf("message %d of %d not delivered: %v", i+1, workers*each, err)

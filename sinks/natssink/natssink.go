@@ -61,12 +61,8 @@ type Sink struct {
 	// (metrics.go), in Unix nanoseconds.
 	collectedAt atomic.Int64
 
-	// flushes confirms core publishes (core mode only).
-	flushes *sharedFlush
-
-	// beforeFlush, when set by a test, runs between a core publish and its
-	// flush.
-	beforeFlush func()
+	// core publishes in core mode (nil in JetStream mode).
+	core *coreRounds
 }
 
 // New connects to NATS and, in JetStream mode, creates the stream or
@@ -100,7 +96,7 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		return nil, err
 	}
 	if cfg.Mode == ModeCore {
-		s.flushes = &sharedFlush{nc: s.nc, timeout: cfg.PublishTimeout}
+		s.core = &coreRounds{nc: s.nc, timeout: cfg.PublishTimeout}
 	}
 	if cfg.Mode == ModeJetStream {
 		if err := s.startJetStream(ctx); err != nil {
@@ -187,7 +183,7 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, publishErr(msg.Subject, fmt.Errorf("connection %s", st))
 	}
 	if s.js == nil {
-		if err := s.publishCore(ctx, encode(msg)); err != nil {
+		if err := s.core.publish(ctx, encode(msg)); err != nil {
 			return sinks.Receipt{}, publishErr(msg.Subject, err)
 		}
 		return sinks.Receipt{}, nil

@@ -37,7 +37,17 @@ func encode(msg *sinks.Message) *nats.Msg {
 	// header (measured: 28 to 21 allocations a core publish).
 	v := [...]string{SpecVersion, msg.ID, msg.Type, sinks.Source, msg.Time.UTC().Format(time.RFC3339Nano),
 		ContentType, msg.DeadLetterReason, msg.DeadLetterDetail}
-	h := make(nats.Header, 9)
+	// Sized to what it holds: up to eight entries a map is one group of
+	// slots, a ninth makes it a table (measured: makemap was 1.3 % of the
+	// core path's CPU with a hint of 9 for the usual seven headers).
+	size := 7
+	if msg.DeadLetterReason != "" {
+		size++
+	}
+	if msg.DeadLetterDetail != "" {
+		size++
+	}
+	h := make(nats.Header, size)
 	h[HeaderSpecVersion] = v[0:1:1]
 	h[HeaderID] = v[1:2:2]
 	h[HeaderType] = v[2:3:3]

@@ -138,31 +138,35 @@ var pySafe = func() (t [256]bool) {
 func appendPyString(dst, s []byte) []byte {
 	dst = append(dst, '"')
 	for i := 0; i < len(s); {
-		c := s[i]
-		if pySafe[c] {
-			j := i + 1
-			for j < len(s) && pySafe[s[j]] {
+		// Copy in one append the run of bytes that json.dumps writes as
+		// they are: safe bytes and the two-byte escapes it writes the same
+		// way (all but \u and \/). Senfenico's data string is a whole
+		// JSON document with a \" every few bytes; taken one escape at a
+		// time, they made this function a quarter of Decode's time.
+		j := i
+		for j < len(s) {
+			if pySafe[s[j]] {
 				j++
+			} else if s[j] == '\\' && s[j+1] != 'u' && s[j+1] != '/' {
+				j += 2
+			} else {
+				break
 			}
+		}
+		if j > i {
 			dst = append(dst, s[i:j]...)
 			i = j
 			continue
 		}
+		c := s[i]
 		var r rune
 		switch {
-		case c == '\\':
-			switch e := s[i+1]; e {
-			case 'u':
-				r, _ = hex4(s, i+2)
-				i += 6
-			case '/':
-				r = '/'
-				i += 2
-			default: // '"', '\\' and the letters stay as they are
-				dst = append(dst, '\\', e)
-				i += 2
-				continue
-			}
+		case c == '\\' && s[i+1] == 'u':
+			r, _ = hex4(s, i+2)
+			i += 6
+		case c == '\\': // \/, the only other escape the run above stops at
+			r = '/'
+			i += 2
 		case c < 0x80:
 			r = rune(c)
 			i++

@@ -25,8 +25,10 @@ FROM gcr.io/distroless/static-debian12:nonroot
 COPY --from=build /out/senfenico-bridge /senfenico-bridge
 COPY --from=build --chown=65532:65532 /out/data /data
 # NATS_EMBEDDED_LISTEN: the embedded server's default (127.0.0.1) would be
-# unreachable from outside the container. It has no authentication: publish
-# port 4222 only to networks that may read and write payment events.
+# unreachable from outside the container. Only the bridge may publish on it;
+# other clients may read every event, with no credentials unless
+# NATS_EMBEDDED_READER_PASSWORD is set: publish port 4222 only to networks
+# that may read payment events, or set that password.
 ENV LISTEN_ADDR=:8080 \
     DATA_DIR=/data \
     NATS_EMBEDDED_LISTEN=0.0.0.0:4222

@@ -48,7 +48,8 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 
 // process handles one webhook and writes the answer. It returns the outcome,
 // the message once one was built, and the sink's error when the publish was
-// not confirmed (for the request's log line; the client never sees it).
+// not confirmed or the sink refused the event's subject (for the request's
+// log line; the client never sees it).
 func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused from the header alone: the body is never read.
@@ -91,11 +92,14 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		s.queueSchemaCheck(&msg)
 	}
 	receipt, err := s.publish(&msg)
+	var refusal error
 	if errors.Is(err, sinks.ErrSubjectRefused) && msg.DeadLetterReason == "" {
-		// The broker will not take this family's subject, now or on a
-		// resend: keep the event as a dead letter (same ID) rather than
-		// refuse it for the hour Senfenico resends.
-		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, "the broker refused subject "+msg.Subject)
+		// The broker will not take this event on its subject, now or on a
+		// resend: keep it as a dead letter (same ID) rather than refuse it
+		// for the hour Senfenico resends. The refusal goes to the log line,
+		// not into the header: a fan-out's joined errors span lines.
+		refusal = err
+		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, "the broker refused the event on subject "+msg.Subject)
 		receipt, err = s.publish(&msg)
 	}
 	if err != nil {
@@ -115,7 +119,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		s.metrics.schemaInvalid.Inc()
 	}
 	writeAccepted(w, &msg, receipt)
-	return out, &msg, nil
+	return out, &msg, refusal
 }
 
 // publish hands msg to the sink, bounded by PublishTimeout alone, not by the

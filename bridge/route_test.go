@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 	"net/http"
 	"regexp"
 	"strings"
@@ -12,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
 )
@@ -159,11 +161,16 @@ func refusingSink(refuseDeadLetters bool) *memsink.Sink {
 
 func TestSubjectRefusedBecomesDeadLetter(t *testing.T) {
 	sink := refusingSink(false)
-	s := newTestServer(t, sink, nil)
+	var logs testkit.Buffer
+	s := newTestServer(t, sink, func(c *Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
 	body := `{"event": "refund.created", "data": {"reference": "r-1"}}`
 	rec := post(t, s.Handler(), body, signed(body, testKey))
 	if rec.Code != http.StatusOK || len(sink.Messages()) != 1 {
 		t.Fatalf("status %d with %d messages", rec.Code, len(sink.Messages()))
+	}
+	// The operator learns why from the request's log line.
+	if !strings.Contains(logs.String(), "reason=subject_refused") || !strings.Contains(logs.String(), "stream: refund.created: sinks: subject refused") {
+		t.Errorf("the log line does not say why the subject was refused:\n%s", logs.String())
 	}
 	m := sink.Messages()[0]
 	want := webhook.DocumentID([]byte(body))

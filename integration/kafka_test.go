@@ -350,3 +350,52 @@ func TestBothSinks(t *testing.T) {
 		t.Fatalf("Kafka holds %d distinct notifications, want both", len(ids))
 	}
 }
+
+// TestKafkaTopicTooSmallKeepsDeadLetter: an operator created an event's
+// topic with a max.message.bytes smaller than the bridge gives its own. An
+// event that fits is published there; one that does not would be refused by
+// the broker on every resend for Senfenico's hour, so the bridge answers 200
+// with the event kept as a dead letter, says why in its log, and a resend is
+// a duplicate.
+func TestKafkaTopicTooSmallKeepsDeadLetter(t *testing.T) {
+	broker := kafkatest.FromEnv(t)
+	prefix := randomPrefix()
+	broker.CreateTopic(t, prefix+"charge.success", 1, kafka.ConfigEntry{ConfigName: "max.message.bytes", ConfigValue: "4096"})
+	p := startBridge(t, map[string]string{
+		"SINKS": "kafka", "KAFKA_BROKERS": broker.Addr(), "TOPIC_PREFIX": prefix,
+		"DEAD_LETTER_SUBJECT": prefix + "unroutable", "PUBLISH_TIMEOUT": "10s",
+	})
+
+	small := notification("charge.success", randomReference(), 1000)
+	if a := p.post(small, sign(small)); a.Status != http.StatusOK || a.Subject != prefix+"charge.success" {
+		t.Fatalf("an event that fits the topic: %+v", a)
+	}
+	// The same event with a long customer name: about 8 KB.
+	large := strings.Replace(notification("charge.success", randomReference(), 2000),
+		`\"currency\"`, `\"customer_name\": \"`+strings.Repeat("n", 8000)+`\", \"currency\"`, 1)
+	a := p.post(large, sign(large))
+	if a.Status != http.StatusOK || a.Subject != prefix+"unroutable" {
+		t.Fatalf("an event larger than the topic takes: %+v, want 200 on the dead-letter topic", a)
+	}
+	if again := p.post(large, sign(large)); again.Status != http.StatusOK || !again.Duplicate || again.ID != a.ID {
+		t.Fatalf("resend: %+v, want a duplicate of %s", again, a.ID)
+	}
+
+	if recs := readTopic(t, broker.Addr(), prefix+"charge.success", 1, 20*time.Second); len(recs) != 1 {
+		t.Fatalf("%s holds %d records, want the one that fits", prefix+"charge.success", len(recs))
+	}
+	dead := readTopic(t, broker.Addr(), prefix+"unroutable", 1, 20*time.Second)
+	if len(dead) != 1 {
+		t.Fatalf("%d dead letters, want 1", len(dead))
+	}
+	r := dead[0]
+	if r.headers["ce_deadletterreason"] != "subject-refused" || r.headers["ce_type"] != "charge.success" ||
+		r.headers["ce_id"] != a.ID || r.body != large {
+		t.Fatalf("dead letter %v %.80s…, want the request body, reason subject-refused, type charge.success, ID %s", r.headers, r.body, a.ID)
+	}
+	for _, want := range []string{"kafka topic takes smaller record batches", "max.message.bytes (4096)"} {
+		if !strings.Contains(p.logs.String(), want) {
+			t.Errorf("the log does not say %q:\n%s", want, p.logs.String())
+		}
+	}
+}

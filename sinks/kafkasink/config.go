@@ -97,7 +97,9 @@ type Config struct {
 	// BatchBytes bounds one produce batch; at least MinBatchBytes. Default
 	// DefaultBatchBytes. Topics the sink creates get max.message.bytes =
 	// BatchBytes + 64 KiB so the broker takes any batch the writer builds;
-	// a topic created elsewhere needs the same, or bodies near 1 MiB fail.
+	// a topic created elsewhere needs the same: a record larger than its
+	// limit is refused (sinks.ErrSubjectRefused), a batch of smaller ones
+	// over it fails until resent.
 	BatchBytes int64
 	// DialTimeout bounds one connection attempt. Default DefaultDialTimeout.
 	DialTimeout time.Duration

@@ -1,9 +1,12 @@
 package kafkasink_test
 
 import (
+	"bytes"
 	"context"
+	"errors"
 	"fmt"
 	"log/slog"
+	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -13,6 +16,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/kafka/kafkatest"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/sinktest"
 )
@@ -122,4 +126,94 @@ func findLine(logs, substr string) string {
 		}
 	}
 	return ""
+}
+
+// A record larger than its topic's max.message.bytes (a topic created
+// elsewhere, with a smaller limit than the bridge gives its own) would be
+// refused by the broker on every resend: the sink refuses its subject at
+// once (so the bridge keeps the event as a dead letter) and warns when it
+// first uses the topic. The boundary is the broker's own, found by sending
+// the same record through a plain writer: the largest record the broker
+// takes is published, one byte more is refused by the sink without being
+// sent.
+func TestRecordLargerThanTopicLimitIsRefused(t *testing.T) {
+	b := kafkatest.FromEnv(t)
+	topic := kafkatest.RandomTopic("kafkasink-maxbytes")
+	const limit = 20000
+	b.CreateTopic(t, topic, 1, kafka.ConfigEntry{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(limit)})
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+
+	msg := sinktest.NewMessage(topic)
+	withBody := func(n int) *sinks.Message {
+		m := *msg
+		m.Body = bytes.Repeat([]byte("x"), n)
+		return &m
+	}
+	raw := &kafka.Writer{Addr: kafka.TCP(b.Addr()), RequiredAcks: kafka.RequireAll, MaxAttempts: 1, BatchSize: 1}
+	defer raw.Close()
+	written := 0
+	write := func(n int) error {
+		err := raw.WriteMessages(ctx, kafkasink.Encode(withBody(n)))
+		var werrs kafka.WriteErrors
+		if errors.As(err, &werrs) && len(werrs) == 1 {
+			return werrs[0]
+		}
+		return err
+	}
+	accepted := func(n int) bool {
+		err := write(n)
+		// The writer's metadata lists a new topic after a while.
+		for errors.Is(err, kafka.UnknownTopicOrPartition) && ctx.Err() == nil {
+			time.Sleep(100 * time.Millisecond)
+			err = write(n)
+		}
+		if err != nil && !errors.Is(err, kafka.MessageSizeTooLarge) {
+			t.Fatalf("plain writer, body of %d bytes: %v", n, err)
+		}
+		if err == nil {
+			written++
+		}
+		return err == nil
+	}
+	// The largest body the broker takes: it takes lo, refuses hi.
+	lo, hi := limit/2, limit
+	if !accepted(lo) || accepted(hi) {
+		t.Fatalf("the broker's limit is not between bodies of %d and %d bytes", lo, hi)
+	}
+	for hi-lo > 1 {
+		if mid := (lo + hi) / 2; accepted(mid) {
+			lo = mid
+		} else {
+			hi = mid
+		}
+	}
+
+	var logs testkit.Buffer
+	s := newSink(t, b.Addr(), func(c *kafkasink.Config) { c.Logger = slog.New(slog.NewTextHandler(&logs, nil)) })
+	if _, err := s.Publish(ctx, withBody(lo)); err != nil {
+		t.Fatalf("Publish of the largest record the topic takes (body %d bytes) = %v", lo, err)
+	}
+	_, err := s.Publish(ctx, withBody(lo+1))
+	if !errors.Is(err, sinks.ErrSubjectRefused) || errors.Is(err, sinks.ErrUnavailable) {
+		t.Fatalf("Publish of a record one byte over the topic's limit = %v, want sinks.ErrSubjectRefused", err)
+	}
+	if !strings.Contains(err.Error(), "max.message.bytes") {
+		t.Errorf("the error does not name the topic setting: %v", err)
+	}
+	line := findLine(logs.String(), "kafka topic takes smaller record batches")
+	if !strings.Contains(line, "max_message_bytes="+strconv.Itoa(limit)) {
+		t.Errorf("no warning naming the topic's limit:\n%s", logs.String())
+	}
+	// The plain writer's records and the sink's one: the refused one was not
+	// sent.
+	got := fetch(t, b.Addr(), topic, written+2, 2*time.Second)
+	if len(got) != written+1 {
+		t.Errorf("the topic holds %d records, want %d (the plain writer's and the sink's first)", len(got), written+1)
+	}
+	for _, m := range got {
+		if len(m.Value) > lo {
+			t.Fatalf("a record with a body of %d bytes reached the topic", len(m.Value))
+		}
+	}
 }

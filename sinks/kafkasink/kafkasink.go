@@ -75,6 +75,10 @@ type Sink struct {
 type topicState struct {
 	sem   chan struct{}
 	ready bool // guarded by sem
+	// maxBatch is the topic's max.message.bytes (the largest record batch
+	// the broker takes), 0 when it could not be read. Written before ready
+	// is set, read after ensureTopic returned it.
+	maxBatch int64
 }
 
 // New builds a Sink and checks that a broker answers, retrying until ctx
@@ -157,8 +161,9 @@ func (s *Sink) Name() string { return "kafka" }
 // as one record, and blocks until every in-sync replica of its partition has
 // it (acks=all). It returns by ctx's deadline at the latest; a record whose
 // caller gave up may still be written later. Receipt.Duplicate is always
-// false. Errors wrap sinks.ErrUnavailable, or sinks.ErrClosed after Close.
-// It is safe for concurrent use.
+// false. Errors wrap sinks.ErrSubjectRefused for a record larger than the
+// topic's max.message.bytes, sinks.ErrUnavailable, or sinks.ErrClosed after
+// Close. It is safe for concurrent use.
 func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
 	if !s.gate.Enter() {
 		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w", msg.Subject, sinks.ErrClosed)
@@ -167,10 +172,19 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 	if err := ctx.Err(); err != nil {
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
-	if err := s.ensureTopic(ctx, msg.Subject); err != nil {
+	st, err := s.ensureTopic(ctx, msg.Subject)
+	if err != nil {
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
-	if err := s.writer.WriteMessages(ctx, Encode(msg)); err != nil {
+	record := Encode(msg)
+	if size := batchSize(record); st.maxBatch > 0 && size > st.maxBatch {
+		// The broker would refuse it on every resend for the hour
+		// Senfenico keeps trying (and a spool would hold it for good):
+		// refusing the subject makes the bridge keep it as a dead letter.
+		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w: a record of %d bytes is larger than the topic's max.message.bytes (%d)",
+			msg.Subject, sinks.ErrSubjectRefused, size, st.maxBatch)
+	}
+	if err := s.writer.WriteMessages(ctx, record); err != nil {
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == 1 {
 			err = werrs[0]
@@ -188,29 +202,30 @@ func (s *Sink) publishErr(topic string, err error) error {
 	return fmt.Errorf("kafkasink: publish %s: %w: %w", topic, sinks.ErrUnavailable, err)
 }
 
-// ensureTopic creates topic once per Sink. An existing topic is fine.
-func (s *Sink) ensureTopic(ctx context.Context, topic string) error {
+// ensureTopic creates topic once per Sink (an existing topic is fine) and
+// returns what the sink learnt of it.
+func (s *Sink) ensureTopic(ctx context.Context, topic string) (*topicState, error) {
 	v, _ := s.topics.LoadOrStore(topic, &topicState{sem: make(chan struct{}, 1)})
 	st := v.(*topicState)
 	select {
 	case st.sem <- struct{}{}:
 	case <-ctx.Done():
-		return ctx.Err()
+		return nil, ctx.Err()
 	}
 	defer func() { <-st.sem }()
 	if st.ready {
-		return nil
+		return st, nil
 	}
-	if err := s.createTopic(ctx, topic); err != nil {
-		return err
+	if err := s.createTopic(ctx, st, topic); err != nil {
+		return nil, err
 	}
 	st.ready = true
-	return nil
+	return st, nil
 }
 
-func (s *Sink) createTopic(ctx context.Context, topic string) error {
+func (s *Sink) createTopic(ctx context.Context, st *topicState, topic string) error {
 	entries := []kafka.ConfigEntry{{
-		ConfigName:  "max.message.bytes",
+		ConfigName:  configMaxBatch,
 		ConfigValue: strconv.FormatInt(s.cfg.BatchBytes+topicConfigMargin, 10),
 	}}
 	if s.cfg.TopicMinISR > 0 {
@@ -256,12 +271,62 @@ func (s *Sink) createTopic(ctx context.Context, topic string) error {
 	if m, ok := meta.(*metadataapi.Response); ok {
 		replication = topicReplication(m, topic)
 	}
-	s.logDurability(ctx, topic, replication, created)
+	configs, err := s.topicConfigs(ctx, topic)
+	if err != nil {
+		s.log.Warn("kafka topic settings unknown: cannot read min.insync.replicas and max.message.bytes", "topic", topic,
+			"replication", replication, "err", err)
+		return nil
+	}
+	s.logDurability(topic, replication, configs.minISR, created)
+	st.maxBatch = configs.maxBatch
+	if want := s.cfg.BatchBytes + topicConfigMargin; configs.maxBatch < want {
+		s.log.Warn("kafka topic takes smaller record batches than the bridge sends: a larger event is kept as a dead letter, and a batch of several events over the limit is refused (503) until resent; set the topic's max.message.bytes to at least the wanted size",
+			"topic", topic, "max_message_bytes", configs.maxBatch, "wanted", want)
+	}
 	return nil
 }
 
-// configMinISR is the topic setting that acks=all waits for.
-const configMinISR = "min.insync.replicas"
+// Topic settings the sink sets and reads back: the one acks=all waits for,
+// and the largest record batch the broker takes.
+const (
+	configMinISR   = "min.insync.replicas"
+	configMaxBatch = "max.message.bytes"
+)
+
+// batchSize is the size of the record batch that carries m alone, as the
+// broker compares it with max.message.bytes: the batch header (61 bytes in
+// the v2 format kafka-go writes) and the record with its varint framing,
+// uncompressed. Kafka's format is documented at
+// https://kafka.apache.org/documentation/#recordbatch; kafka-go exports no
+// size function.
+func batchSize(m kafka.Message) int64 {
+	const batchHeader = 61
+	keyLen := int64(-1)
+	if m.Key != nil {
+		keyLen = int64(len(m.Key))
+	}
+	body := int64(1) + // attributes
+		varintSize(0) + varintSize(0) + // timestamp and offset deltas of a lone record
+		varintSize(keyLen) + max(keyLen, 0) +
+		varintSize(int64(len(m.Value))) + int64(len(m.Value)) +
+		varintSize(int64(len(m.Headers)))
+	for _, h := range m.Headers {
+		body += varintSize(int64(len(h.Key))) + int64(len(h.Key)) +
+			varintSize(int64(len(h.Value))) + int64(len(h.Value))
+	}
+	return batchHeader + varintSize(body) + body
+}
+
+// varintSize is the length of v as a zigzag varint.
+func varintSize(v int64) int64 {
+	u := uint64(v<<1) ^ uint64(v>>63)
+	n := int64(1)
+	for u >= 0x80 {
+		u >>= 7
+		n++
+	}
+	return n
+}
 
 // topicReplication is the smallest replica count among topic's partitions in
 // m: the copies a record on the least replicated partition gets.
@@ -280,20 +345,12 @@ func topicReplication(m *metadataapi.Response, topic string) int {
 	return least
 }
 
-// logDurability reads back the topic's min.insync.replicas and logs, with
-// the replication the metadata showed, how many copies an acknowledged
-// record has: what the topic really got, which for a topic created
-// elsewhere can differ from Config. It warns when one broker's loss can
-// lose acknowledged records although the topic has replicas to prevent it.
-// A failed read (no DescribeConfigs permission) is logged, not returned:
-// publishing does not depend on it.
-func (s *Sink) logDurability(ctx context.Context, topic string, replication int, created bool) {
-	minISR, err := s.topicMinISR(ctx, topic)
-	if err != nil {
-		s.log.Warn("kafka topic durability unknown: cannot read min.insync.replicas", "topic", topic,
-			"replication", replication, "err", err)
-		return
-	}
+// logDurability logs, from the replication the metadata showed and the
+// min.insync.replicas read back, how many copies an acknowledged record
+// has: what the topic really got, which for a topic created elsewhere can
+// differ from Config. It warns when one broker's loss can lose acknowledged
+// records although the topic has replicas to prevent it.
+func (s *Sink) logDurability(topic string, replication, minISR int, created bool) {
 	s.durability.Store(topic, durability{replication: replication, minISR: minISR})
 	attrs := []any{"topic", topic, "replication", replication, "min_isr", minISR, "created", created}
 	switch {
@@ -306,29 +363,52 @@ func (s *Sink) logDurability(ctx context.Context, topic string, replication int,
 	}
 }
 
-// topicMinISR reads the topic's effective min.insync.replicas.
-func (s *Sink) topicMinISR(ctx context.Context, topic string) (int, error) {
+// topicSettings are a topic's effective settings that the sink depends on.
+type topicSettings struct {
+	minISR   int
+	maxBatch int64
+}
+
+// topicConfigs reads the topic's effective min.insync.replicas and
+// max.message.bytes (the topic's own, else the broker's). A failed read (no
+// DescribeConfigs permission) is logged by the caller, not returned from
+// Publish: publishing does not depend on it.
+func (s *Sink) topicConfigs(ctx context.Context, topic string) (topicSettings, error) {
 	res, err := s.client.DescribeConfigs(ctx, &kafka.DescribeConfigsRequest{
 		Resources: []kafka.DescribeConfigRequestResource{{
 			ResourceType: kafka.ResourceTypeTopic,
 			ResourceName: topic,
-			ConfigNames:  []string{configMinISR},
+			ConfigNames:  []string{configMinISR, configMaxBatch},
 		}},
 	})
 	if err != nil {
-		return 0, err
+		return topicSettings{}, err
 	}
+	var out topicSettings
+	var haveMinISR, haveMaxBatch bool
 	for _, r := range res.Resources {
 		if r.Error != nil {
-			return 0, r.Error
+			return topicSettings{}, r.Error
 		}
 		for _, e := range r.ConfigEntries {
-			if e.ConfigName == configMinISR {
-				return strconv.Atoi(e.ConfigValue)
+			switch e.ConfigName {
+			case configMinISR:
+				if out.minISR, err = strconv.Atoi(e.ConfigValue); err != nil {
+					return topicSettings{}, fmt.Errorf("%s: %w", configMinISR, err)
+				}
+				haveMinISR = true
+			case configMaxBatch:
+				if out.maxBatch, err = strconv.ParseInt(e.ConfigValue, 10, 64); err != nil {
+					return topicSettings{}, fmt.Errorf("%s: %w", configMaxBatch, err)
+				}
+				haveMaxBatch = true
 			}
 		}
 	}
-	return 0, fmt.Errorf("no %s in the answer", configMinISR)
+	if !haveMinISR || !haveMaxBatch {
+		return topicSettings{}, fmt.Errorf("no %s or %s in the answer", configMinISR, configMaxBatch)
+	}
+	return out, nil
 }
 
 // Encode builds the record for msg; the topic is msg.Subject.

@@ -333,7 +333,9 @@ func TestPublishErrors(t *testing.T) {
 
 // TestLargeBodyTopicLimit checks both sides of the record size limit: a
 // topic the sink creates takes a 1 MiB body, and one created elsewhere with
-// the broker's default limit refuses it with an error, not a false success.
+// the broker's default limit refuses its subject (the bridge then keeps the
+// event as a dead letter), not a false success and not an outage that a
+// resend cannot end.
 func TestLargeBodyTopicLimit(t *testing.T) {
 	b := kafkatest.FromEnv(t)
 	s := newSink(t, b.Addr(), nil)
@@ -360,8 +362,11 @@ func TestLargeBodyTopicLimit(t *testing.T) {
 			defer cancel()
 			_, err := s.Publish(ctx, m)
 			if tc.wantErr {
-				if !errors.Is(err, sinks.ErrUnavailable) {
-					t.Fatalf("Publish of 1 MiB = %v, want an error wrapping sinks.ErrUnavailable", err)
+				if !errors.Is(err, sinks.ErrSubjectRefused) || errors.Is(err, sinks.ErrUnavailable) {
+					t.Fatalf("Publish of 1 MiB = %v, want an error wrapping sinks.ErrSubjectRefused", err)
+				}
+				if got := fetch(t, b.Addr(), topic, 1, time.Second); len(got) != 0 {
+					t.Fatalf("topic holds %d records after a refusal", len(got))
 				}
 				return
 			}

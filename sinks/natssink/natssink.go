@@ -6,11 +6,11 @@
 //
 // The files, in the order a message crosses them: natssink.go (Sink, its
 // lifecycle, Publish), encode.go (sinks.Message to nats.Msg), core.go (core
-// publish and its confirming flush), stream.go (the stream at start, the
-// admission of a new event family, the store's health), jetstream.go (the
-// publish to the stream, alone or in atomic batches), metrics.go (the
-// stream's usage for Prometheus), connect.go (the connection), config.go,
-// subjects.go.
+// publishes in rounds, each confirmed by one flush), stream.go (the stream
+// at start, the admission of a new event family, the store's health),
+// jetstream.go (the publish to the stream, alone or in atomic batches),
+// metrics.go (the stream's usage for Prometheus), connect.go (the
+// connection), config.go, subjects.go.
 package natssink
 
 import (

@@ -100,6 +100,8 @@ func (s *Sink) forwardOne(ctx context.Context, m jetstream.Msg) bool {
 			return false
 		}
 		if errors.Is(err, sinks.ErrSubjectRefused) && s.sp.cfg.DeadLetterSubject != "" && msg.DeadLetterReason == "" {
+			s.log.Warn("spool: the sink refused a spooled event on its subject; forwarding it as a dead letter",
+				slog.String("id", msg.ID), slog.String("subject", msg.Subject), slog.Any("err", err))
 			msg = deadLetter(msg, s.sp.cfg.DeadLetterSubject)
 			continue
 		}
@@ -168,6 +170,6 @@ func deadLetter(msg *sinks.Message, subject string) *sinks.Message {
 	dl := *msg
 	dl.Subject = subject
 	dl.DeadLetterReason = sinks.ReasonSubjectRefused
-	dl.DeadLetterDetail = "the broker refused subject " + msg.Subject
+	dl.DeadLetterDetail = "the broker refused the event on subject " + msg.Subject
 	return &dl
 }

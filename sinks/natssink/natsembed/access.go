@@ -24,6 +24,10 @@ const (
 	BridgeInboxPrefix = "_BRIDGE_INBOX"
 )
 
+// MaxConsumersPerStream bounds the consumers on each stream of the
+// embedded server, readers' and the bridge's alike.
+const MaxConsumersPerStream = 1000
+
 // readerPublishAllowed is everything a reader may publish: replies to its
 // own requests, and the JetStream API calls that read streams or create,
 // read, use and delete consumers. Everything else, events and the stream

@@ -238,9 +238,13 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		Host:       host,
 		Port:       port,
 		JetStream:  true,
-		StoreDir:   cfg.StoreDir,
-		SyncAlways: true,
-		MaxPayload: cfg.MaxPayload,
+		// Readers may create consumers, each some memory in the bridge's
+		// own process: bounded per stream (nats-server's own default,
+		// written here so that it does not depend on the server version).
+		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: MaxConsumersPerStream},
+		StoreDir:        cfg.StoreDir,
+		SyncAlways:      true,
+		MaxPayload:      cfg.MaxPayload,
 		// The bridge's main owns the signals and shuts the server down in
 		// its own order (HTTP first, then sinks, then this server).
 		NoSigs: true,

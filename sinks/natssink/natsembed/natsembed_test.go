@@ -3,6 +3,7 @@ package natsembed_test
 import (
 	"context"
 	"errors"
+	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -437,5 +438,39 @@ func TestShutdownTwice(t *testing.T) {
 		if err := srv.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
+	}
+}
+
+// A reader may create consumers, but not without bound: each one holds
+// memory in the bridge's own process.
+func TestReaderConsumersAreBounded(t *testing.T) {
+	srv := start(t, t.TempDir())
+	sink := bridgeSink(t, srv)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	if _, err := sink.Publish(ctx, sinktest.NewMessage("checkout."+sinktest.RandomID()+".success")); err != nil {
+		t.Fatal(err)
+	}
+	nc, _ := connectRecording(t, srv.ClientURL())
+	js, err := jetstream.New(nc)
+	if err != nil {
+		t.Fatal(err)
+	}
+	const bound = natsembed.MaxConsumersPerStream
+	created := 0
+	for ; created <= bound; created++ {
+		_, err := js.CreateConsumer(ctx, natssink.DefaultStream, jetstream.ConsumerConfig{Durable: fmt.Sprintf("c%d", created), MemoryStorage: true})
+		if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
+			break
+		}
+		if err != nil {
+			t.Fatalf("consumer %d: %v", created+1, err)
+		}
+	}
+	if created != bound {
+		t.Fatalf("a reader created %d consumers on the stream, want the server's bound of %d", created, bound)
+	}
+	if _, err := sink.Publish(ctx, sinktest.NewMessage("checkout."+sinktest.RandomID()+".success")); err != nil {
+		t.Fatalf("the bridge cannot publish once readers hold every consumer slot: %v", err)
 	}
 }

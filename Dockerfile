@@ -1,6 +1,6 @@
 # senfenico-bridge container image.
 #
-#   docker build -t senfenico-bridge .
+#   docker build --build-arg REVISION=$(git rev-parse HEAD) -t senfenico-bridge .
 #   docker run -e SENFENICO_WEBHOOK_KEYS=... -p 8080:8080 -v bridge-data:/data senfenico-bridge
 #
 # With no NATS_URL and no Kafka, the bridge runs its embedded NATS server and
@@ -14,8 +14,11 @@ WORKDIR /src
 COPY go.mod go.sum ./
 RUN go mod download && go mod verify
 COPY . .
+# The build context has no .git, so the go command cannot record the commit;
+# "senfenico-bridge version" names the one passed here (or "rev unknown").
+ARG REVISION=""
 # Static (no cgo): the runtime image has no C library.
-RUN CGO_ENABLED=0 go build -trimpath -ldflags='-s -w' -o /out/senfenico-bridge ./cmd/senfenico-bridge
+RUN CGO_ENABLED=0 go build -trimpath -ldflags="-s -w -X main.buildRevision=${REVISION}" -o /out/senfenico-bridge ./cmd/senfenico-bridge
 # The runtime image has no shell to mkdir with; the empty directory is copied
 # with its owner so that the volume Docker creates from it is writable by the
 # nonroot user.

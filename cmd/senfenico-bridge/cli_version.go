@@ -21,8 +21,9 @@ commit it was built from ("rev", then "modified" when the tree had
 uncommitted changes) and that commit's time, then the Go version.
 
 "go build" records the commit only in a git checkout (not a git worktree,
-nor with GOFLAGS=-buildvcs=false); "go run" never does. Without it the
-line says "rev unknown".`)
+nor with GOFLAGS=-buildvcs=false); "go run" never does. An image built
+with "docker build --build-arg REVISION=$(git rev-parse HEAD)" names it
+too. Without it the line says "rev unknown".`)
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
 		return code
@@ -34,6 +35,11 @@ line says "rev unknown".`)
 	fmt.Fprintf(stdout, "senfenico-bridge %s %s\n", buildVersion(info), runtime.Version())
 	return exitOK
 }
+
+// buildRevision names the commit when the go command could not record it:
+// a container build has no .git in its context, so the Dockerfile passes
+// the commit as a build argument (-ldflags "-X main.buildRevision=...").
+var buildRevision string
 
 // buildVersion describes the build from what the go command stamped in it:
 // "v1.2.3", or "(devel) rev 0123456789ab 2026-12-01T10:00:00Z [modified]".
@@ -57,6 +63,9 @@ func buildVersion(info *debug.BuildInfo) string {
 		case "vcs.modified":
 			modified = s.Value == "true"
 		}
+	}
+	if rev == "" {
+		rev = buildRevision
 	}
 	if rev == "" {
 		// A release installed with go install names its commit in its

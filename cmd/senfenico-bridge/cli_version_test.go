@@ -53,6 +53,44 @@ func TestBuildVersion(t *testing.T) {
 			}
 		})
 	}
+	t.Run("revision passed at link time", func(t *testing.T) {
+		defer func(saved string) { buildRevision = saved }(buildRevision)
+		buildRevision = rev
+		info := &debug.BuildInfo{Main: debug.Module{Version: "(devel)"}}
+		if got, want := buildVersion(info), "(devel) rev 0123456789ab"; got != want {
+			t.Fatalf("buildVersion = %q, want %q", got, want)
+		}
+		// What the go command records wins over the argument.
+		info.Settings = vcs("false")
+		if got, want := buildVersion(info), "(devel) rev 0123456789ab 2026-12-01T10:00:00Z"; got != want {
+			t.Fatalf("buildVersion = %q, want %q", got, want)
+		}
+	})
+}
+
+// TestVersionFromLinkerFlag builds the binary as the Dockerfile does, with
+// no version control information and the commit passed to the linker, and
+// checks that version names it.
+func TestVersionFromLinkerFlag(t *testing.T) {
+	if testing.Short() {
+		t.Skip("builds the binary")
+	}
+	const rev = "fedcba9876543210fedcba9876543210fedcba98"
+	bin := filepath.Join(t.TempDir(), "senfenico-bridge")
+	// The Dockerfile's -trimpath and CGO_ENABLED=0 are left out: they do not
+	// change what the linker flag does, and would rebuild every package.
+	build := exec.Command("go", "build", "-ldflags=-s -w -X main.buildRevision="+rev, "-o", bin, ".")
+	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
+	if out, err := build.CombinedOutput(); err != nil {
+		t.Fatalf("go build: %v\n%s", err, out)
+	}
+	out, err := exec.Command(bin, "version").Output()
+	if err != nil {
+		t.Fatalf("version: %v", err)
+	}
+	if !regexp.MustCompile(`^senfenico-bridge \S+ rev fedcba987654 go1\.\S+\n$`).Match(out) {
+		t.Fatalf("version printed %q, want the commit passed to the linker", out)
+	}
 }
 
 // TestVersionOfACleanCheckout builds the binary the way the README says, in

@@ -135,8 +135,9 @@ func findLine(logs, substr string) string {
 // first uses the topic. The boundary is the broker's own, found by sending
 // the same record through a plain writer: the largest record the broker
 // takes is published, one byte more is refused by the sink without being
-// sent.
+// sent. Once the operator raises the limit, the sink takes the record.
 func TestRecordLargerThanTopicLimitIsRefused(t *testing.T) {
+	defer kafkasink.SetLimitRereadAfter(0)()
 	b := kafkatest.FromEnv(t)
 	topic := kafkatest.RandomTopic("kafkasink-maxbytes")
 	const limit = 20000
@@ -215,5 +216,35 @@ func TestRecordLargerThanTopicLimitIsRefused(t *testing.T) {
 		if len(m.Value) > lo {
 			t.Fatalf("a record with a body of %d bytes reached the topic", len(m.Value))
 		}
+	}
+
+	// The operator raises the limit: no restart needed.
+	client := &kafka.Client{Addr: kafka.TCP(b.Addr())}
+	res, err := client.AlterConfigs(ctx, &kafka.AlterConfigsRequest{Resources: []kafka.AlterConfigRequestResource{{
+		ResourceType: kafka.ResourceTypeTopic, ResourceName: topic,
+		Configs: []kafka.AlterConfigRequestConfig{{Name: "max.message.bytes", Value: strconv.Itoa(2 * limit)}},
+	}}})
+	if err != nil {
+		t.Fatalf("AlterConfigs: %v", err)
+	}
+	for r, err := range res.Errors {
+		if err != nil {
+			t.Fatalf("AlterConfigs %v: %v", r, err)
+		}
+	}
+	for {
+		// The broker applies a topic's new settings a moment after it
+		// answered; until then it refuses the record itself.
+		_, err = s.Publish(ctx, withBody(lo+1))
+		if err == nil || !errors.Is(err, sinks.ErrUnavailable) || ctx.Err() != nil {
+			break
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	if err != nil {
+		t.Fatalf("Publish after the topic's limit was raised = %v", err)
+	}
+	if !strings.Contains(logs.String(), "kafka topic max.message.bytes changed") {
+		t.Errorf("no line saying the topic's limit changed:\n%s", logs.String())
 	}
 }

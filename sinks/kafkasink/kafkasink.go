@@ -21,6 +21,7 @@ import (
 	"log/slog"
 	"strconv"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/segmentio/kafka-go"
@@ -76,10 +77,16 @@ type topicState struct {
 	sem   chan struct{}
 	ready bool // guarded by sem
 	// maxBatch is the topic's max.message.bytes (the largest record batch
-	// the broker takes), 0 when it could not be read. Written before ready
-	// is set, read after ensureTopic returned it.
-	maxBatch int64
+	// the broker takes), 0 when it could not be read.
+	maxBatch atomic.Int64
+	// limitReadAt is when maxBatch was last read (Unix nanoseconds).
+	limitReadAt atomic.Int64
 }
+
+// limitRereadAfter is how old a topic's max.message.bytes may be when a
+// record is refused for it: an operator who raised the limit sees the
+// bridge take large events again within this time, without a restart.
+var limitRereadAfter = 30 * time.Second
 
 // New builds a Sink and checks that a broker answers, retrying until ctx
 // ends. It creates no topic yet: each topic is created before its first
@@ -177,12 +184,12 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
 	record := Encode(msg)
-	if size := batchSize(record); st.maxBatch > 0 && size > st.maxBatch {
+	if size := batchSize(record); s.tooLarge(ctx, st, msg.Subject, size) {
 		// The broker would refuse it on every resend for the hour
 		// Senfenico keeps trying (and a spool would hold it for good):
 		// refusing the subject makes the bridge keep it as a dead letter.
 		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w: a record of %d bytes is larger than the topic's max.message.bytes (%d)",
-			msg.Subject, sinks.ErrSubjectRefused, size, st.maxBatch)
+			msg.Subject, sinks.ErrSubjectRefused, size, st.maxBatch.Load())
 	}
 	if err := s.writer.WriteMessages(ctx, record); err != nil {
 		var werrs kafka.WriteErrors
@@ -196,6 +203,29 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, s.publishErr(msg.Subject, err)
 	}
 	return sinks.Receipt{}, nil
+}
+
+// tooLarge reports whether a record batch of size bytes exceeds topic's
+// max.message.bytes. Before refusing, it reads the limit again if the last
+// reading is older than limitRereadAfter.
+func (s *Sink) tooLarge(ctx context.Context, st *topicState, topic string, size int64) bool {
+	limit := st.maxBatch.Load()
+	if limit == 0 || size <= limit {
+		return false
+	}
+	readAt := st.limitReadAt.Load()
+	if time.Since(time.Unix(0, readAt)) < limitRereadAfter || !st.limitReadAt.CompareAndSwap(readAt, time.Now().UnixNano()) {
+		return true
+	}
+	configs, err := s.topicConfigs(ctx, topic)
+	if err != nil {
+		return true
+	}
+	if configs.maxBatch != limit {
+		s.log.Info("kafka topic max.message.bytes changed", "topic", topic, "max_message_bytes", configs.maxBatch, "was", limit)
+		st.maxBatch.Store(configs.maxBatch)
+	}
+	return size > configs.maxBatch
 }
 
 func (s *Sink) publishErr(topic string, err error) error {
@@ -278,7 +308,8 @@ func (s *Sink) createTopic(ctx context.Context, st *topicState, topic string) er
 		return nil
 	}
 	s.logDurability(topic, replication, configs.minISR, created)
-	st.maxBatch = configs.maxBatch
+	st.maxBatch.Store(configs.maxBatch)
+	st.limitReadAt.Store(time.Now().UnixNano())
 	if want := s.cfg.BatchBytes + topicConfigMargin; configs.maxBatch < want {
 		s.log.Warn("kafka topic takes smaller record batches than the bridge sends: a larger event is kept as a dead letter, and a batch of several events over the limit is refused (503) until resent; set the topic's max.message.bytes to at least the wanted size",
 			"topic", topic, "max_message_bytes", configs.maxBatch, "wanted", want)

@@ -97,9 +97,9 @@ type Config struct {
 	// BatchBytes bounds one produce batch; at least MinBatchBytes. Default
 	// DefaultBatchBytes. Topics the sink creates get max.message.bytes =
 	// BatchBytes + 64 KiB so the broker takes any batch the writer builds;
-	// a topic created elsewhere needs the same: a record larger than its
-	// limit is refused (sinks.ErrSubjectRefused), a batch of smaller ones
-	// over it fails until resent.
+	// a topic created elsewhere with less gets one record a produce request
+	// (slower), and a record larger than its limit is refused
+	// (sinks.ErrSubjectRefused).
 	BatchBytes int64
 	// DialTimeout bounds one connection attempt. Default DefaultDialTimeout.
 	DialTimeout time.Duration

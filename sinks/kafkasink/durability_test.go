@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"strconv"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -246,5 +247,43 @@ func TestRecordLargerThanTopicLimitIsRefused(t *testing.T) {
 	}
 	if !strings.Contains(logs.String(), "kafka topic max.message.bytes changed") {
 		t.Errorf("no line saying the topic's limit changed:\n%s", logs.String())
+	}
+}
+
+// Records that each fit their topic's max.message.bytes must not fail
+// together: the writer gathers concurrent records into one batch of up to
+// BatchBytes, which a topic with a smaller limit would refuse whole.
+func TestRecordsThatFitAreNotRefusedAsABatch(t *testing.T) {
+	b := kafkatest.FromEnv(t)
+	topic := kafkatest.RandomTopic("kafkasink-narrow")
+	const limit = 20000
+	b.CreateTopic(t, topic, 1, kafka.ConfigEntry{ConfigName: "max.message.bytes", ConfigValue: strconv.Itoa(limit)})
+	s := newSink(t, b.Addr(), nil)
+	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
+	defer cancel()
+	// The first publish learns the topic's limit.
+	first := sinktest.NewMessage(topic)
+	if _, err := s.Publish(ctx, first); err != nil {
+		t.Fatal(err)
+	}
+	const publishers = 32
+	var wg sync.WaitGroup
+	errs := make(chan error, publishers)
+	for range publishers {
+		wg.Go(func() {
+			m := sinktest.NewMessage(topic)
+			m.Body = bytes.Repeat([]byte("x"), limit/3) // three of them make a batch over the limit
+			if _, err := s.Publish(ctx, m); err != nil {
+				errs <- err
+			}
+		})
+	}
+	wg.Wait()
+	close(errs)
+	for err := range errs {
+		t.Errorf("Publish of a record that fits the topic = %v", err)
+	}
+	if got := fetch(t, b.Addr(), topic, publishers+1, 10*time.Second); len(got) != publishers+1 {
+		t.Fatalf("the topic holds %d records, want %d", len(got), publishers+1)
 	}
 }

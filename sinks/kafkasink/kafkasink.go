@@ -61,6 +61,11 @@ type Sink struct {
 	transport *kafka.Transport
 	client    *kafka.Client
 	writer    *kafka.Writer
+	// oneByOne sends each record in a batch of its own, for the topics
+	// whose max.message.bytes is below what writer's batches may reach
+	// (created elsewhere, or with the broker's default): records that each
+	// fit would otherwise be refused together.
+	oneByOne *kafka.Writer
 
 	// topics maps a topic name to *topicState.
 	topics sync.Map
@@ -117,22 +122,27 @@ func New(ctx context.Context, cfg Config) (*Sink, error) {
 		SASL:        mech,
 	}
 	addr := kafka.TCP(cfg.Brokers...)
-	s := &Sink{
-		cfg:       cfg,
-		log:       cfg.Logger,
-		transport: transport,
-		client:    &kafka.Client{Addr: addr, Transport: transport},
-		writer: &kafka.Writer{
+	newWriter := func(batchSize int) *kafka.Writer {
+		return &kafka.Writer{
 			Addr:         addr,
 			Transport:    transport,
 			Balancer:     &kafka.Murmur2Balancer{},
 			RequiredAcks: kafka.RequireAll,
 			BatchTimeout: cfg.BatchTimeout,
 			BatchBytes:   cfg.BatchBytes,
+			BatchSize:    batchSize,
 			ErrorLogger: kafka.LoggerFunc(func(format string, args ...any) {
 				cfg.Logger.Debug(fmt.Sprintf(format, args...), "component", "kafka-go")
 			}),
-		},
+		}
+	}
+	s := &Sink{
+		cfg:       cfg,
+		log:       cfg.Logger,
+		transport: transport,
+		client:    &kafka.Client{Addr: addr, Transport: transport},
+		writer:    newWriter(0), // kafka-go's default count, 100 a batch
+		oneByOne:  newWriter(1),
 	}
 	for {
 		err = s.ping(ctx)
@@ -191,7 +201,11 @@ func (s *Sink) Publish(ctx context.Context, msg *sinks.Message) (sinks.Receipt, 
 		return sinks.Receipt{}, fmt.Errorf("kafkasink: publish %s: %w: a record of %d bytes is larger than the topic's max.message.bytes (%d)",
 			msg.Subject, sinks.ErrSubjectRefused, size, st.maxBatch.Load())
 	}
-	if err := s.writer.WriteMessages(ctx, record); err != nil {
+	w := s.writer
+	if s.narrow(st) {
+		w = s.oneByOne
+	}
+	if err := w.WriteMessages(ctx, record); err != nil {
 		var werrs kafka.WriteErrors
 		if errors.As(err, &werrs) && len(werrs) == 1 {
 			err = werrs[0]
@@ -226,6 +240,13 @@ func (s *Sink) tooLarge(ctx context.Context, st *topicState, topic string, size 
 		st.maxBatch.Store(configs.maxBatch)
 	}
 	return size > configs.maxBatch
+}
+
+// narrow reports whether topic's max.message.bytes is below the batches
+// the main writer may build.
+func (s *Sink) narrow(st *topicState) bool {
+	limit := st.maxBatch.Load()
+	return limit > 0 && limit < s.cfg.BatchBytes+topicConfigMargin
 }
 
 func (s *Sink) publishErr(topic string, err error) error {
@@ -311,7 +332,7 @@ func (s *Sink) createTopic(ctx context.Context, st *topicState, topic string) er
 	st.maxBatch.Store(configs.maxBatch)
 	st.limitReadAt.Store(time.Now().UnixNano())
 	if want := s.cfg.BatchBytes + topicConfigMargin; configs.maxBatch < want {
-		s.log.Warn("kafka topic takes smaller record batches than the bridge sends: a larger event is kept as a dead letter, and a batch of several events over the limit is refused (503) until resent; set the topic's max.message.bytes to at least the wanted size",
+		s.log.Warn("kafka topic takes smaller record batches than the bridge sends: its records go one a produce request (slower), and an event larger than the limit is kept as a dead letter; set the topic's max.message.bytes to at least the wanted size",
 			"topic", topic, "max_message_bytes", configs.maxBatch, "wanted", want)
 	}
 	return nil
@@ -558,9 +579,12 @@ func (s *Sink) Close(ctx context.Context) error {
 		errs = append(errs, fmt.Errorf("kafkasink: close: in-flight publishes: %w", err))
 	}
 	// Writer.Close waits for every batch, including retries of batches whose
-	// callers gave up, so it too is bounded by ctx; it finishes in the
-	// background if ctx ends first.
-	if err := waitCtx(ctx, func() { _ = s.writer.Close() }); err != nil {
+	// callers gave up, so the writers' closing too is bounded by ctx; it
+	// finishes in the background if ctx ends first.
+	if err := waitCtx(ctx, func() {
+		_ = s.writer.Close()
+		_ = s.oneByOne.Close()
+	}); err != nil {
 		errs = append(errs, fmt.Errorf("kafkasink: close: writer: %w", err))
 	}
 	s.transport.CloseIdleConnections()

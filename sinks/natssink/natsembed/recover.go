@@ -75,6 +75,14 @@ func (w *StoreWatch) Ready() error {
 	return nil
 }
 
+// check reads the store's state and publishes it to Ready. Each finding
+// gets a pointer of its own: Ready may still read the previous one.
+func (w *StoreWatch) check() string {
+	problem := storeProblem(w.ns)
+	w.problem.Store(&problem)
+	return problem
+}
+
 func (w *StoreWatch) run(ctx context.Context, interval time.Duration) {
 	defer close(w.done)
 	ticker := time.NewTicker(interval)
@@ -86,8 +94,7 @@ func (w *StoreWatch) run(ctx context.Context, interval time.Duration) {
 			return
 		case <-ticker.C:
 		}
-		problem := storeProblem(w.ns)
-		w.problem.Store(&problem)
+		problem := w.check()
 		if problem == "" {
 			failingSince = time.Time{}
 			continue
@@ -122,9 +129,7 @@ func (w *StoreWatch) run(ctx context.Context, interval time.Duration) {
 			w.log.Error("restarting JetStream failed; trying again", slog.Any("err", err))
 			continue
 		}
-		problem = storeProblem(w.ns)
-		w.problem.Store(&problem)
-		if problem != "" {
+		if problem = w.check(); problem != "" {
 			// Something the write probe does not see (a directory of its
 			// own full or read-only): restarting every second would only
 			// fill the log.

@@ -13,6 +13,7 @@ import (
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/memsink"
 )
 
@@ -32,18 +33,7 @@ func TestConnectionsBeyondTheLimitWait(t *testing.T) {
 		idle = append(idle, c)
 	}
 	body := `{"event": "charge.success", "data": {"reference": "r"}}`
-	answered := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, "http://"+addr+DefaultWebhookPath, strings.NewReader(body))
-		req.Header.Set(webhook.HeaderName, *signed(body, testKey))
-		resp, err := http.DefaultClient.Do(req)
-		if err != nil {
-			answered <- -1
-			return
-		}
-		resp.Body.Close()
-		answered <- resp.StatusCode
-	}()
+	answered := testkit.PostInBackground(http.DefaultClient, "http://"+addr+DefaultWebhookPath, body, *signed(body, testKey))
 	select {
 	case code := <-answered:
 		t.Fatalf("a third connection was served (%d) while two were open with MaxConnections 2", code)

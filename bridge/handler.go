@@ -99,7 +99,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		// for the hour Senfenico resends. The refusal goes to the log line,
 		// not into the header: a fan-out's joined errors span lines.
 		refusal = err
-		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, "the broker refused the event on subject "+msg.Subject)
+		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, sinks.SubjectRefusedDetail(msg.Subject))
 		receipt, err = s.publish(&msg)
 	}
 	if err != nil {

@@ -22,7 +22,7 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 
-	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
+	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natstest"
 )
 
@@ -477,18 +477,7 @@ func TestHostileIdleConnectionsWaitTheirTurn(t *testing.T) {
 	}
 	body := notification("checkout.success", randomReference(), 1000)
 	client := &http.Client{Timeout: 30 * time.Second, Transport: &http.Transport{DisableKeepAlives: true}}
-	answered := make(chan int, 1)
-	go func() {
-		req, _ := http.NewRequest(http.MethodPost, p.base+"/webhooks/senfenico", strings.NewReader(body))
-		req.Header.Set(webhook.HeaderName, *sign(body))
-		resp, err := client.Do(req)
-		if err != nil {
-			answered <- -1
-			return
-		}
-		resp.Body.Close()
-		answered <- resp.StatusCode
-	}()
+	answered := testkit.PostInBackground(client, p.base+"/webhooks/senfenico", body, *sign(body))
 	select {
 	case code := <-answered:
 		t.Fatalf("answered %d with MAX_CONNECTIONS=2 connections already open", code)

@@ -52,6 +52,12 @@ const (
 	ReasonSubjectRefused = "subject-refused"
 )
 
+// SubjectRefusedDetail is the DeadLetterDetail of an event published as a
+// dead letter because the broker refused it on subject.
+func SubjectRefusedDetail(subject string) string {
+	return "the broker refused the event on subject " + subject
+}
+
 // Message is one verified Senfenico notification, ready for a broker. It is
 // identical for every sink; each sink maps the fields onto its own headers
 // (CloudEvents binary mode: ce-* on NATS, ce_* on Kafka).

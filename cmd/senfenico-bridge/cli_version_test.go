@@ -76,18 +76,9 @@ func TestVersionFromLinkerFlag(t *testing.T) {
 		t.Skip("builds the binary")
 	}
 	const rev = "fedcba9876543210fedcba9876543210fedcba98"
-	bin := filepath.Join(t.TempDir(), "senfenico-bridge")
 	// The Dockerfile's -trimpath and CGO_ENABLED=0 are left out: they do not
 	// change what the linker flag does, and would rebuild every package.
-	build := exec.Command("go", "build", "-ldflags=-s -w -X main.buildRevision="+rev, "-o", bin, ".")
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=false")
-	if out, err := build.CombinedOutput(); err != nil {
-		t.Fatalf("go build: %v\n%s", err, out)
-	}
-	out, err := exec.Command(bin, "version").Output()
-	if err != nil {
-		t.Fatalf("version: %v", err)
-	}
+	out := buildAndRunVersion(t, ".", "GOFLAGS=-buildvcs=false", "-ldflags=-s -w -X main.buildRevision="+rev, ".")
 	if !regexp.MustCompile(`^senfenico-bridge \S+ rev fedcba987654 go1\.\S+\n$`).Match(out) {
 		t.Fatalf("version printed %q, want the commit passed to the linker", out)
 	}
@@ -138,12 +129,24 @@ func TestVersionOfACleanCheckout(t *testing.T) {
 	git(clone, "commit", "--quiet", "--allow-empty", "-m", "the package under test")
 	rev := git(clone, "rev-parse", "HEAD")[:12]
 
-	bin := filepath.Join(t.TempDir(), "senfenico-bridge")
-	build := exec.Command("go", "build", "-o", bin, "./cmd/senfenico-bridge")
-	build.Dir = clone
 	// A machine-wide GOFLAGS=-buildvcs=false would hide what a newcomer's
 	// default build records.
-	build.Env = append(os.Environ(), "GOFLAGS=-buildvcs=true")
+	out := buildAndRunVersion(t, clone, "GOFLAGS=-buildvcs=true", "./cmd/senfenico-bridge")
+	want := regexp.MustCompile(`^senfenico-bridge v0\.0\.0-\d{14}-` + rev + ` rev ` + rev + ` \d{4}-\d\d-\d\dT\S+Z go1\.\S+\n$`)
+	if !want.Match(out) {
+		t.Fatalf("version of a clean checkout at %s printed %q", rev, out)
+	}
+}
+
+// buildAndRunVersion runs "go build" in dir with the extra environment
+// variable and the build arguments (flags, then the package), and returns
+// what the binary's version command prints.
+func buildAndRunVersion(t *testing.T, dir, env string, args ...string) []byte {
+	t.Helper()
+	bin := filepath.Join(t.TempDir(), "senfenico-bridge")
+	build := exec.Command("go", append([]string{"build", "-o", bin}, args...)...)
+	build.Dir = dir
+	build.Env = append(os.Environ(), env)
 	if out, err := build.CombinedOutput(); err != nil {
 		t.Fatalf("go build: %v\n%s", err, out)
 	}
@@ -151,8 +154,5 @@ func TestVersionOfACleanCheckout(t *testing.T) {
 	if err != nil {
 		t.Fatalf("version: %v", err)
 	}
-	want := regexp.MustCompile(`^senfenico-bridge v0\.0\.0-\d{14}-` + rev + ` rev ` + rev + ` \d{4}-\d\d-\d\dT\S+Z go1\.\S+\n$`)
-	if !want.Match(out) {
-		t.Fatalf("version of a clean checkout at %s printed %q", rev, out)
-	}
+	return out
 }

@@ -1,18 +1,23 @@
 // Package testkit holds the small helpers that tests across the module
 // share: a buffer that a child process and the test can use at once, a free
-// loopback port, and a small filesystem to fill. Only tests import it.
+// loopback port, a small filesystem to fill, a request sent in the
+// background. Only tests import it.
 package testkit
 
 import (
 	"bytes"
 	"errors"
 	"net"
+	"net/http"
 	"os"
 	"os/exec"
 	"strconv"
+	"strings"
 	"sync"
 	"syscall"
 	"testing"
+
+	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 )
 
 // Buffer is a bytes.Buffer that several goroutines (a child process's
@@ -95,4 +100,27 @@ func FillDisk(t testing.TB, path string) {
 			return
 		}
 	}
+}
+
+// PostInBackground posts body to url with the signature in X-Webhook-Hash
+// and returns a channel that receives the answer's status code, or -1 when
+// the request failed: for tests that check a request is held, then served.
+func PostInBackground(client *http.Client, url, body, signature string) <-chan int {
+	answered := make(chan int, 1)
+	go func() {
+		req, err := http.NewRequest(http.MethodPost, url, strings.NewReader(body))
+		if err != nil {
+			answered <- -1
+			return
+		}
+		req.Header.Set(webhook.HeaderName, signature)
+		resp, err := client.Do(req)
+		if err != nil {
+			answered <- -1
+			return
+		}
+		resp.Body.Close()
+		answered <- resp.StatusCode
+	}()
+	return answered
 }

@@ -246,7 +246,13 @@ func (s *Sink) tooLarge(ctx context.Context, st *topicState, topic string, size 
 // the main writer may build.
 func (s *Sink) narrow(st *topicState) bool {
 	limit := st.maxBatch.Load()
-	return limit > 0 && limit < s.cfg.BatchBytes+topicConfigMargin
+	return limit > 0 && limit < s.wantedTopicLimit()
+}
+
+// wantedTopicLimit is the max.message.bytes that takes any batch the main
+// writer builds: what the sink gives the topics it creates.
+func (s *Sink) wantedTopicLimit() int64 {
+	return s.cfg.BatchBytes + topicConfigMargin
 }
 
 func (s *Sink) publishErr(topic string, err error) error {
@@ -277,7 +283,7 @@ func (s *Sink) ensureTopic(ctx context.Context, topic string) (*topicState, erro
 func (s *Sink) createTopic(ctx context.Context, st *topicState, topic string) error {
 	entries := []kafka.ConfigEntry{{
 		ConfigName:  configMaxBatch,
-		ConfigValue: strconv.FormatInt(s.cfg.BatchBytes+topicConfigMargin, 10),
+		ConfigValue: strconv.FormatInt(s.wantedTopicLimit(), 10),
 	}}
 	if s.cfg.TopicMinISR > 0 {
 		entries = append(entries, kafka.ConfigEntry{
@@ -331,7 +337,7 @@ func (s *Sink) createTopic(ctx context.Context, st *topicState, topic string) er
 	s.logDurability(topic, replication, configs.minISR, created)
 	st.maxBatch.Store(configs.maxBatch)
 	st.limitReadAt.Store(time.Now().UnixNano())
-	if want := s.cfg.BatchBytes + topicConfigMargin; configs.maxBatch < want {
+	if want := s.wantedTopicLimit(); configs.maxBatch < want {
 		s.log.Warn("kafka topic takes smaller record batches than the bridge sends: its records go one a produce request (slower), and an event larger than the limit is kept as a dead letter; set the topic's max.message.bytes to at least the wanted size",
 			"topic", topic, "max_message_bytes", configs.maxBatch, "wanted", want)
 	}

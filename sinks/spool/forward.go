@@ -170,6 +170,6 @@ func deadLetter(msg *sinks.Message, subject string) *sinks.Message {
 	dl := *msg
 	dl.Subject = subject
 	dl.DeadLetterReason = sinks.ReasonSubjectRefused
-	dl.DeadLetterDetail = "the broker refused the event on subject " + msg.Subject
+	dl.DeadLetterDetail = sinks.SubjectRefusedDetail(msg.Subject)
 	return &dl
 }

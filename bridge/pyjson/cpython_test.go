@@ -246,7 +246,7 @@ func TestAgainstCPython(t *testing.T) {
 
 	sc := bufio.NewScanner(stdout)
 	sc.Buffer(nil, 16<<20)
-	var accepted, refused int
+	var accepted, refused, canonical int
 	for i, body := range bodies {
 		if !sc.Scan() {
 			t.Fatalf("python3 stopped after %d answers: %v", i, sc.Err())
@@ -274,12 +274,23 @@ func TestAgainstCPython(t *testing.T) {
 			if got := d.AppendPython(nil); !bytes.Equal(got, dumps) {
 				t.Errorf("body %d %q:\n got %q\nwant %q", i, body, got, dumps)
 			}
+			if d.Canonical() != bytes.Equal(body, dumps) {
+				t.Errorf("body %d %q: Canonical() = %v, json.dumps writes %q", i, body, d.Canonical(), dumps)
+			}
+			// The dump is its own dump, but for keys that collide (see
+			// keysCollide): the fast path must see it so.
+			if dd, err := pyjson.Parse(dumps); err != nil || !dd.Canonical() && !keysCollide(d.Root()) {
+				t.Errorf("body %d: its dump %q is not canonical (%v)", i, dumps, err)
+			}
+			if d.Canonical() {
+				canonical++
+			}
 		}
 	}
 	if err := <-writeErr; err != nil {
 		t.Fatal(err)
 	}
-	t.Logf("%d bodies: json.loads accepted %d, refused %d", len(bodies), accepted, refused)
+	t.Logf("%d bodies: json.loads accepted %d (%d in its own dump form), refused %d", len(bodies), accepted, canonical, refused)
 	if accepted < len(bodies)/3 || refused < n/10 {
 		t.Fatalf("generator out of balance: %d accepted, %d refused", accepted, refused)
 	}

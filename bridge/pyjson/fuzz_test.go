@@ -7,8 +7,9 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/pyjson"
 )
 
-// FuzzParse checks what holds for any body: no panic; the dump of an accepted
-// body parses again and dumps to itself (unless two distinct keys dump alike,
+// FuzzParse checks what holds for any body: no panic; Canonical() says
+// exactly whether the body is its own dump; the dump of an accepted body
+// parses again and dumps to itself (unless two distinct keys dump alike,
 // '\ud83d\ude00' as two code points and as one: CPython then merges them on
 // the second round too; the dump of that dump is a fixed point); every value's Raw span is a JSON text
 // of the same kind that dumps like the value; repeated parses into one
@@ -35,11 +36,17 @@ func FuzzParse(f *testing.F) {
 		if again := reused.AppendPython(nil); !bytes.Equal(out, again) {
 			t.Fatalf("reused Document dumps %q, fresh one %q", again, out)
 		}
+		if d.Canonical() != bytes.Equal(out, body) || reused.Canonical() != d.Canonical() {
+			t.Fatalf("Canonical() = %v (reused %v) for %q, which dumps as %q", d.Canonical(), reused.Canonical(), body, out)
+		}
 		d2, err := pyjson.Parse(out)
 		if err != nil {
 			t.Fatalf("dump %q does not parse: %v", out, err)
 		}
 		out2 := d2.AppendPython(nil)
+		if d2.Canonical() != bytes.Equal(out2, out) {
+			t.Fatalf("Canonical() = %v for the dump %q, which dumps as %q", d2.Canonical(), out, out2)
+		}
 		if !bytes.Equal(out, out2) && !keysCollide(d.Root()) {
 			t.Fatalf("dump not idempotent:\n%q\n%q", out, out2)
 		}

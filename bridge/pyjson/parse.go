@@ -27,13 +27,14 @@ func (d *Document) parse() error {
 	pos := 0
 	if bytes.HasPrefix(b, []byte{0xef, 0xbb, 0xbf}) {
 		pos = 3
+		d.notCanonical = true
 	}
-	pos = skipWS(b, pos)
+	pos = d.skipWSLaidOut(pos, 0)
 	pos, _, err := d.value(pos)
 	if err != nil {
 		return err
 	}
-	pos = skipWS(b, pos)
+	pos = d.skipWSLaidOut(pos, 0)
 	if pos != len(b) {
 		return d.fail(pos, ErrSyntax, "extra data")
 	}
@@ -50,6 +51,17 @@ func skipWS(b []byte, pos int) int {
 		}
 	}
 	return pos
+}
+
+// skipWSLaidOut is skipWS that also notes when the white space is not
+// json.dumps's layout: one space after each ',' and ':' (spaces 1), none
+// anywhere else (spaces 0).
+func (d *Document) skipWSLaidOut(pos, spaces int) int {
+	end := skipWS(d.body, pos)
+	if end-pos != spaces || spaces == 1 && d.body[pos] != ' ' {
+		d.notCanonical = true
+	}
+	return end
 }
 
 func (d *Document) push(n node) int32 {
@@ -159,6 +171,9 @@ func (d *Document) number(pos int) (int, uint8, error) {
 	if k == KindInt && i-digits > MaxIntDigits {
 		return pos, 0, d.fail(pos, ErrIntTooLong, "integer string conversion exceeds the limit of 4300 digits")
 	}
+	if !d.notCanonical {
+		d.notCanonical = !numberCanonical(k, b[pos:i])
+	}
 	var flags uint8
 	if k == KindFloat && (hasExponent || i-digits > maxFixedFloatDigits) && math.IsInf(parseFloat(b[pos:i]), 0) {
 		// json.loads reads 1e400 as inf, which json.dumps writes as Infinity:
@@ -168,6 +183,16 @@ func (d *Document) number(pos int) (int, uint8, error) {
 	idx := int32(len(d.nodes))
 	d.push(node{kind: k, flags: flags, start: int32(pos), end: int32(i), next: idx + 1})
 	return i, flags, nil
+}
+
+// numberCanonical reports whether json.dumps writes the number raw as it is:
+// every integer but -0, and a float written as Python's repr writes it.
+func numberCanonical(k Kind, raw []byte) bool {
+	if k == KindInt {
+		return string(raw) != "-0"
+	}
+	var tmp [32]byte
+	return bytes.Equal(appendRepr(tmp[:0], parseFloat(raw)), raw)
 }
 
 // maxFixedFloatDigits: a float written without an exponent overflows
@@ -183,7 +208,7 @@ func (d *Document) array(pos int) (int, uint8, error) {
 	idx := d.push(node{kind: KindArray, start: int32(pos)})
 	var flags uint8
 	count := int32(0)
-	pos = skipWS(b, pos+1)
+	pos = d.skipWSLaidOut(pos+1, 0)
 	if pos < len(b) && b[pos] == ']' {
 		pos++
 	} else {
@@ -196,7 +221,7 @@ func (d *Document) array(pos int) (int, uint8, error) {
 			}
 			flags |= f
 			count++
-			pos = skipWS(b, pos)
+			pos = d.skipWSLaidOut(pos, 0)
 			if pos < len(b) && b[pos] == ']' {
 				pos++
 				break
@@ -204,7 +229,7 @@ func (d *Document) array(pos int) (int, uint8, error) {
 			if pos >= len(b) || b[pos] != ',' {
 				return pos, 0, d.fail(pos, ErrSyntax, "expecting ',' delimiter")
 			}
-			pos = skipWS(b, pos+1)
+			pos = d.skipWSLaidOut(pos+1, 1)
 		}
 	}
 	d.depth--
@@ -222,7 +247,7 @@ func (d *Document) object(pos int) (int, uint8, error) {
 	idx := d.push(node{kind: KindObject, start: int32(pos)})
 	var flags uint8
 	count := int32(0)
-	pos = skipWS(b, pos+1)
+	pos = d.skipWSLaidOut(pos+1, 0)
 	if pos < len(b) && b[pos] == '}' {
 		pos++
 	} else {
@@ -243,18 +268,18 @@ func (d *Document) object(pos int) (int, uint8, error) {
 				d.nodes[k].bufEnd = int32(len(d.buf))
 			}
 			flags |= f
-			pos = skipWS(b, end)
+			pos = d.skipWSLaidOut(end, 0)
 			if pos >= len(b) || b[pos] != ':' {
 				return pos, 0, d.fail(pos, ErrSyntax, "expecting ':' delimiter")
 			}
-			pos = skipWS(b, pos+1)
+			pos = d.skipWSLaidOut(pos+1, 1)
 			pos, f, err = d.value(pos)
 			if err != nil {
 				return pos, 0, err
 			}
 			flags |= f
 			count++
-			pos = skipWS(b, pos)
+			pos = d.skipWSLaidOut(pos, 0)
 			if pos < len(b) && b[pos] == '}' {
 				pos++
 				break
@@ -262,7 +287,7 @@ func (d *Document) object(pos int) (int, uint8, error) {
 			if pos >= len(b) || b[pos] != ',' {
 				return pos, 0, d.fail(pos, ErrSyntax, "expecting ',' delimiter")
 			}
-			pos = skipWS(b, pos+1)
+			pos = d.skipWSLaidOut(pos+1, 1)
 		}
 	}
 	d.depth--
@@ -270,6 +295,9 @@ func (d *Document) object(pos int) (int, uint8, error) {
 	n := &d.nodes[idx]
 	n.end, n.next, n.flags = int32(pos), int32(len(d.nodes)), flags
 	n.count = d.dedup(idx, count)
+	if n.count < count {
+		d.notCanonical = true // json.dumps writes each key once
+	}
 	if n.count < count && flags != 0 {
 		// A value a later key replaced is not in the document Python
 		// reads, so it cannot make the object non-standard.
@@ -391,16 +419,25 @@ func (d *Document) scanString(pos int) (int, uint8, error) {
 				return i, 0, d.fail(pos, ErrSyntax, "unterminated string")
 			}
 			switch b[i+1] {
-			case '"', '\\', '/', 'b', 'f', 'n', 'r', 't':
+			case '/':
+				d.notCanonical = true // json.dumps writes '/' as it is
+				i += 2
+			case '"', '\\', 'b', 'f', 'n', 'r', 't':
 				i += 2
 			case 'u':
 				r, ok := hex4(b, i+2)
 				if !ok {
 					return i, 0, d.fail(i, ErrSyntax, "invalid \\uXXXX escape")
 				}
+				if !d.notCanonical {
+					d.notCanonical = !uEscapeCanonical(r, b[i+2:i+6])
+				}
 				i += 6
 				if isHighSurrogate(r) {
 					if r2, ok := hex4(b, i+2); ok && b[i] == '\\' && b[i+1] == 'u' && isLowSurrogate(r2) {
+						if !d.notCanonical {
+							d.notCanonical = !uEscapeCanonical(r2, b[i+2:i+6])
+						}
 						i += 6
 						continue
 					}
@@ -413,9 +450,11 @@ func (d *Document) scanString(pos int) (int, uint8, error) {
 			}
 		case c < 0x20:
 			return i, 0, d.fail(i, ErrSyntax, "invalid control character")
-		case c < 0x80:
+		case c < 0x80: // DEL, which json.dumps escapes
+			d.notCanonical = true
 			i++
 		default:
+			d.notCanonical = true // json.dumps escapes every non-ASCII code point
 			r, size := decodeRune(b[i:])
 			if size == 0 {
 				return i, 0, d.fail(i, ErrEncoding, "invalid UTF-8")
@@ -428,14 +467,31 @@ func (d *Document) scanString(pos int) (int, uint8, error) {
 	}
 }
 
-// plainStringByte marks the bytes a string may hold as they are: printable
-// ASCII other than the quote and the backslash.
+// plainStringByte marks the bytes a string may hold as they are and
+// json.dumps writes as they are: printable ASCII other than the quote and
+// the backslash.
 var plainStringByte = func() (t [256]bool) {
-	for c := 0x20; c < 0x80; c++ {
+	for c := 0x20; c < 0x7f; c++ {
 		t[c] = c != '"' && c != '\\'
 	}
 	return t
 }()
+
+// uEscapeCanonical reports whether json.dumps writes code unit r as the
+// escape \uXXXX with these hex digits: it writes printable ASCII as it is,
+// five controls as two-byte escapes, and the rest in lowercase hex.
+func uEscapeCanonical(r rune, digits []byte) bool {
+	switch {
+	case r >= 0x20 && r < 0x7f, r == '\b', r == '\f', r == '\n', r == '\r', r == '\t':
+		return false
+	}
+	for _, c := range digits {
+		if c >= 'A' && c <= 'F' {
+			return false
+		}
+	}
+	return true
+}
 
 // hex4 decodes the four hex digits at b[i:], either case.
 func hex4(b []byte, i int) (rune, bool) {

@@ -82,6 +82,43 @@ func checkAgainst(t *testing.T, body []byte, pyOK bool, pyDumps []byte, goError 
 		if got := d.AppendPython(nil); !bytes.Equal(got, pyDumps) {
 			t.Fatalf("AppendPython(%q)\n got %q\nwant %q", body, got, pyDumps)
 		}
+		if d.Canonical() != bytes.Equal(body, pyDumps) {
+			t.Fatalf("Canonical() = %v for %q, which json.dumps writes as %q", d.Canonical(), body, pyDumps)
+		}
+	}
+}
+
+// TestCanonical: each departure from json.dumps's form, alone in a body
+// that is otherwise in that form, makes the body not canonical.
+func TestCanonical(t *testing.T) {
+	canonical := []string{
+		`{}`, `[]`, `""`, `0`, `-1`, `12345678901234567890123`, `1.5`, `1e+16`, `1e-05`, `-0.0`,
+		`NaN`, `-Infinity`, `true`, `null`,
+		`{"a": [1, "b", {"c": null}], "d": "e"}`,
+		`"\" \\ \b \f \n \r \t"`, `"\u0000 \u001f \u007f \u00e9 \ud83d\ude00 \ud800"`,
+		`"<html/> ~ ' ` + "`" + `"`,
+	}
+	notCanonical := []string{
+		"\xef\xbb\xbf{}", ` {}`, `{} `, `{ }`, `[ ]`, `[1,2]`, `[1,  2]`, "[1,\t2]", `[1 , 2]`,
+		`{"a":1}`, `{"a" : 1}`, `{"a":  1}`, `{"a": 1,"b": 2}`, `{"a": 1, "a": 2}`,
+		`-0`, `1.50`, `1E+16`, `1e16`, `0.00001`, `1e400`, `10000000000000000.0`,
+		`"\/"`, `"\u0041"`, `"\u000a"`, `"\u00E9"`, `"\uD83D\uDE00"`, `"\ud83d\uDE00"`,
+		"\"\x7f\"", "\"\xc3\xa9\"",
+	}
+	for _, body := range canonical {
+		d, err := pyjson.Parse([]byte(body))
+		if err != nil || !d.Canonical() {
+			t.Errorf("Parse(%s): Canonical() false (err %v), want true", body, err)
+		}
+	}
+	for _, body := range notCanonical {
+		d, err := pyjson.Parse([]byte(body))
+		if err != nil || d.Canonical() {
+			t.Errorf("Parse(%q): Canonical() true (err %v), want false", body, err)
+		}
+	}
+	if (&pyjson.Document{}).Canonical() {
+		t.Error("an empty Document is canonical")
 	}
 }
 

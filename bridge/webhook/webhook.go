@@ -187,12 +187,17 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 	h := sha256.New()
 	h.Write(body)
 	var n Notification
+	// hashedCanonical: h holds the state after the document's json.dumps
+	// form, which the ID is the hash of.
+	var hashedCanonical bool
 	if d.matchAny(h, want[:]) {
 		n.Rule = RuleRawBody
 		if err := pyjson.ParseInto(&s.doc, body); err != nil {
 			return Notification{}, fmt.Errorf("%w: %w", ErrMalformed, err)
 		}
-		s.canon = s.doc.AppendPython(s.canon[:0])
+		// Senfenico writes its bodies with json.dumps: then the body is its
+		// own canonical form and was hashed already.
+		hashedCanonical = s.doc.Canonical()
 	} else {
 		// The Python rule needs the document; a body it cannot parse cannot
 		// match that rule either, so the signature is wrong.
@@ -206,15 +211,13 @@ func (d *Decoder) Decode(body []byte, signature string) (Notification, error) {
 			return Notification{}, ErrBadSignature
 		}
 		n.Rule = RulePythonJSON
+		hashedCanonical = true
 	}
-	// h holds the state after the canonical form whenever the Python rule
-	// ran, and after the body, which usually is the canonical form
-	// (Senfenico writes its bodies with json.dumps), under the raw rule:
-	// the ID then needs no second pass over the bytes.
-	if n.Rule == RulePythonJSON || bytes.Equal(s.canon, body) {
+	if hashedCanonical {
 		var sum [sha256.Size]byte
 		n.ID = idOf(h.Sum(sum[:0]))
 	} else {
+		s.canon = s.doc.AppendPython(s.canon[:0])
 		n.ID = DocumentID(s.canon)
 	}
 	if err := s.readEnvelope(&n); err != nil {
@@ -297,6 +300,9 @@ func (s *scratch) readEnvelope(n *Notification) error {
 		n.Problem = "no \"data\" member"
 		return nil
 	}
+	// dataCanonical: data's bytes are already its json.dumps form, as when
+	// Senfenico wrote them, and Data is their copy.
+	dataCanonical := s.doc.Canonical()
 	if data.Kind() == pyjson.KindString {
 		// What Senfenico really sends: the object serialised into a string.
 		var ok bool
@@ -310,14 +316,19 @@ func (s *scratch) readEnvelope(n *Notification) error {
 			return nil
 		}
 		data = s.inner.Root()
+		dataCanonical = s.inner.Canonical()
 	}
 	if !data.Standard() {
 		n.Problem = "\"data\" is not standard JSON (NaN, Infinity or a number beyond a float)"
 		return nil
 	}
-	// Escapes can make the dump longer than the source; the source length
-	// is the usual size.
-	n.Data = data.AppendPython(make([]byte, 0, len(data.Raw())+16))
+	if dataCanonical {
+		n.Data = bytes.Clone(data.Raw())
+	} else {
+		// Escapes can make the dump longer than the source; the source
+		// length is the usual size.
+		n.Data = data.AppendPython(make([]byte, 0, len(data.Raw())+16))
+	}
 	if ref, ok := data.Lookup("reference"); ok && ref.Kind() == pyjson.KindString {
 		if b, ok := ref.AppendStr(s.str[:0]); ok {
 			s.str = b

@@ -258,10 +258,7 @@ func TestChaosKafkaKilled(t *testing.T) {
 		time.Sleep(2 * time.Second)
 		kb.StartAgain(t)
 	})
-	ids := map[string]int{}
-	for _, r := range readTopic(t, kb.Addr(), prefix+"charge.success", count+1, 30*time.Second) {
-		ids[r.headers["ce_id"]]++
-	}
+	ids := readTopicIDs(t, kb.Addr(), prefix+"charge.success", count+1, 30*time.Second)
 	if len(ids) != count+1 {
 		t.Errorf("a fresh consumer reads %d distinct notifications, want %d and the warm-up", len(ids), count)
 	}
@@ -308,10 +305,7 @@ func TestChaosOneOfTwoSinksDown(t *testing.T) {
 	if d := sum.Deliveries; d.Duplicates != 0 {
 		t.Errorf("NATS delivered %d duplicates: JetStream's window should have dropped the resends", d.Duplicates)
 	}
-	ids := map[string]bool{}
-	for _, r := range readTopic(t, kb.Addr(), prefix+"charge.success", count, 30*time.Second) {
-		ids[r.headers["ce_id"]] = true
-	}
+	ids := readTopicIDs(t, kb.Addr(), prefix+"charge.success", count, 30*time.Second)
 	if len(ids) != count {
 		t.Fatalf("Kafka holds %d distinct notifications, want %d", len(ids), count)
 	}

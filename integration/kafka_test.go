@@ -50,6 +50,33 @@ func readTopic(t *testing.T, addr, topic string, want int, timeout time.Duration
 	}
 }
 
+// readTopicIDs reads topic until its records carry want distinct ce_id
+// values or timeout passes, and returns how many records carry each. After
+// an outage an event may be in the topic twice (Kafka's delivery is at
+// least once; consumers dedup on ce_id): counting records, a duplicate
+// would end the wait before the last event was read.
+func readTopicIDs(t *testing.T, addr, topic string, want int, timeout time.Duration) map[string]int {
+	t.Helper()
+	deadline := time.Now().Add(timeout)
+	for {
+		recs, err := readAll(addr, topic)
+		ids := map[string]int{}
+		for _, r := range recs {
+			ids[r.headers["ce_id"]]++
+		}
+		if err == nil && len(ids) >= want {
+			return ids
+		}
+		if time.Now().After(deadline) {
+			if err != nil {
+				t.Fatalf("read %s: %v", topic, err)
+			}
+			return ids
+		}
+		time.Sleep(200 * time.Millisecond)
+	}
+}
+
 // readOnce reads every partition of topic once, failing the test on error.
 func readOnce(t *testing.T, addr, topic string) []record {
 	t.Helper()

@@ -34,10 +34,27 @@ type record struct {
 // timeout too.
 func readTopic(t *testing.T, addr, topic string, want int, timeout time.Duration) []record {
 	t.Helper()
+	return readUntil(t, addr, topic, timeout, func(recs []record) bool { return len(recs) >= want })
+}
+
+// readTopicIDs reads topic until its records carry want distinct ce_id
+// values or timeout passes, and returns how many records carry each. After
+// an outage an event may be in the topic twice (Kafka's delivery is at
+// least once; consumers dedup on ce_id): counting records, a duplicate
+// would end the wait before the last event was read.
+func readTopicIDs(t *testing.T, addr, topic string, want int, timeout time.Duration) map[string]int {
+	t.Helper()
+	return idCounts(readUntil(t, addr, topic, timeout, func(recs []record) bool { return len(idCounts(recs)) >= want }))
+}
+
+// readUntil reads topic until enough says the records suffice or timeout
+// passes, and returns the last reading.
+func readUntil(t *testing.T, addr, topic string, timeout time.Duration, enough func([]record) bool) []record {
+	t.Helper()
 	deadline := time.Now().Add(timeout)
 	for {
 		recs, err := readAll(addr, topic)
-		if err == nil && len(recs) >= want {
+		if err == nil && enough(recs) {
 			return recs
 		}
 		if time.Now().After(deadline) {
@@ -50,31 +67,12 @@ func readTopic(t *testing.T, addr, topic string, want int, timeout time.Duration
 	}
 }
 
-// readTopicIDs reads topic until its records carry want distinct ce_id
-// values or timeout passes, and returns how many records carry each. After
-// an outage an event may be in the topic twice (Kafka's delivery is at
-// least once; consumers dedup on ce_id): counting records, a duplicate
-// would end the wait before the last event was read.
-func readTopicIDs(t *testing.T, addr, topic string, want int, timeout time.Duration) map[string]int {
-	t.Helper()
-	deadline := time.Now().Add(timeout)
-	for {
-		recs, err := readAll(addr, topic)
-		ids := map[string]int{}
-		for _, r := range recs {
-			ids[r.headers["ce_id"]]++
-		}
-		if err == nil && len(ids) >= want {
-			return ids
-		}
-		if time.Now().After(deadline) {
-			if err != nil {
-				t.Fatalf("read %s: %v", topic, err)
-			}
-			return ids
-		}
-		time.Sleep(200 * time.Millisecond)
+func idCounts(recs []record) map[string]int {
+	ids := map[string]int{}
+	for _, r := range recs {
+		ids[r.headers["ce_id"]]++
 	}
+	return ids
 }
 
 // readOnce reads every partition of topic once, failing the test on error.

@@ -29,9 +29,9 @@ COPY --from=build /out/senfenico-bridge /senfenico-bridge
 COPY --from=build --chown=65532:65532 /out/data /data
 # NATS_EMBEDDED_LISTEN: the embedded server's default (127.0.0.1) would be
 # unreachable from outside the container. Only the bridge may publish on it;
-# other clients may read every event, with no credentials unless
-# NATS_EMBEDDED_READER_PASSWORD is set: publish port 4222 only to networks
-# that may read payment events, or set that password.
+# readers log in with the URL in /data/readers/<name>.url (one reader per
+# service, NATS_EMBEDDED_READERS), or as "reader" with
+# NATS_EMBEDDED_READER_PASSWORD when that is set.
 ENV LISTEN_ADDR=:8080 \
     DATA_DIR=/data \
     NATS_EMBEDDED_LISTEN=0.0.0.0:4222

@@ -5,6 +5,7 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"flag"
 	"fmt"
 	"io"
 	"strconv"
@@ -32,11 +33,13 @@ the server's own ($JS, $SYS...) and request replies (_INBOX). Tail uses a
 core subscription: it sees what is published while it runs, not the stream's
 history, and not the copies JetStream consumers receive. It authenticates
 like the bridge, from NATS_CREDS, NATS_NKEY_SEED, NATS_TOKEN or NATS_USER and
-NATS_PASSWORD, and NATS_TLS_*; on the bridge's embedded server it needs no
-credentials, or logs in as user reader with NATS_EMBEDDED_READER_PASSWORD
-when that is set. It runs until interrupted or until --count events were
+NATS_PASSWORD, and NATS_TLS_*;
+on the bridge's embedded server it logs in as a reader (--reader), with
+the password in DATA_DIR/readers/<reader>.url, or NATS_EMBEDDED_READER_PASSWORD
+for reader "reader" when that is set. It runs until interrupted or until --count events were
 printed.`)
 	url := fs.String("url", defaultNATSURL(env), "NATS server URL; the default follows NATS_URL, else NATS_EMBEDDED_LISTEN")
+	reader := fs.String("reader", natsembed.DefaultReader, "on the bridge's embedded server, log in as this reader, with the credentials the bridge keeps in DATA_DIR/readers")
 	count := fs.Int("count", 0, "exit after printing this many events (default: run until interrupted)")
 	pos, code, ok := parseFlags(fs, args, stdout, stderr)
 	if !ok {
@@ -50,7 +53,9 @@ printed.`)
 		subject, everything = pos[0], false
 	}
 
-	opts, err := natsOptions(env, stderr)
+	urlGiven := false
+	fs.Visit(func(f *flag.Flag) { urlGiven = urlGiven || f.Name == "url" })
+	opts, err := natsOptions(env, *reader, urlGiven, stderr)
 	if err != nil {
 		fmt.Fprintf(stderr, "senfenico-bridge tail: %v\n", err)
 		return exitUsage
@@ -165,7 +170,10 @@ func defaultNATSURL(env map[string]string) string {
 
 // natsOptions authenticates the way the bridge's NATS sink does, from the
 // same variables, so that tail works against the bridge's own broker.
-func natsOptions(env map[string]string, stderr io.Writer) ([]nats.Option, error) {
+// On the embedded server (no NATS_URL) it logs in as reader; a --url given
+// (urlGiven) may be another server, where a missing reader file is no
+// error.
+func natsOptions(env map[string]string, reader string, urlGiven bool, stderr io.Writer) ([]nats.Option, error) {
 	opts := []nats.Option{
 		nats.Name("senfenico-bridge tail"),
 		// A tail outlives broker restarts rather than exiting mid-watch.
@@ -195,9 +203,26 @@ func natsOptions(env map[string]string, stderr io.Writer) ([]nats.Option, error)
 		opts = append(opts, nats.Token(env["NATS_TOKEN"]))
 	case env["NATS_USER"] != "":
 		opts = append(opts, nats.UserInfo(env["NATS_USER"], env["NATS_PASSWORD"]))
-	case env["NATS_URL"] == "" && env["NATS_EMBEDDED_READER_PASSWORD"] != "":
-		// The bridge's embedded server, closed to anonymous readers.
-		opts = append(opts, nats.UserInfo(natsembed.ReaderUser, env["NATS_EMBEDDED_READER_PASSWORD"]))
+	case env["NATS_URL"] == "" && reader == natsembed.DefaultReader && env["NATS_EMBEDDED_READER_PASSWORD"] != "":
+		opts = append(opts, nats.UserInfo(natsembed.DefaultReader, env["NATS_EMBEDDED_READER_PASSWORD"]))
+	case env["NATS_URL"] == "":
+		// The bridge's embedded server: a reader, with the password the
+		// bridge drew for it.
+		dataDir := env["DATA_DIR"]
+		if dataDir == "" {
+			dataDir = defaultDataDir
+		}
+		_, user, password, err := natsembed.ReadReaderFile(dataDir, reader)
+		if errors.Is(err, natsembed.ErrNoReaderFile) && urlGiven {
+			break
+		}
+		if errors.Is(err, natsembed.ErrNoReaderFile) {
+			return nil, fmt.Errorf("no credentials for reader %q in DATA_DIR %s: start the bridge first (with the reader in NATS_EMBEDDED_READERS), or set NATS_USER and NATS_PASSWORD", reader, dataDir)
+		}
+		if err != nil {
+			return nil, fmt.Errorf("reader %q: %w", reader, err)
+		}
+		opts = append(opts, nats.UserInfo(user, password))
 	}
 	if ca := env["NATS_TLS_CA"]; ca != "" {
 		opts = append(opts, nats.RootCAs(ca))

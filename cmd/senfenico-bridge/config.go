@@ -68,8 +68,12 @@ type config struct {
 	NATSTLSCert           string        `env:"NATS_TLS_CERT"`
 	NATSTLSKey            string        `env:"NATS_TLS_KEY"`
 	NATSEmbeddedListen    string        `env:"NATS_EMBEDDED_LISTEN"`
-	// NATSEmbeddedReaderPassword, when set, closes the embedded server to
-	// clients without credentials: readers log in as user "reader".
+	// NATSEmbeddedReaders name the readers of the embedded server, one per
+	// service, each in an account of its own; each one's password is drawn
+	// once and kept in DATA_DIR/readers/<name>.url.
+	NATSEmbeddedReaders []string `env:"NATS_EMBEDDED_READERS" envSeparator:","`
+	// NATSEmbeddedReaderPassword, when set, is the password of the reader
+	// named "reader" instead of the one drawn for it.
 	NATSEmbeddedReaderPassword string `env:"NATS_EMBEDDED_READER_PASSWORD"`
 	DataDir                    string `env:"DATA_DIR"`
 
@@ -117,6 +121,7 @@ func defaultConfig() config {
 		NATSStreamMaxBytes:    natssink.DefaultMaxBytes,
 		NATSStreamMaxFamilies: natssink.DefaultMaxFamilies,
 		NATSEmbeddedListen:    natsembed.DefaultListen,
+		NATSEmbeddedReaders:   []string{natsembed.DefaultReader},
 		SpoolMaxBytes:         spool.DefaultMaxBytes,
 		SpoolConfirmTimeout:   spool.DefaultConfirmTimeout,
 		DataDir:               defaultDataDir,
@@ -218,9 +223,10 @@ var fieldVariables = map[error]map[string]string{
 		"MaxEntries": "DEDUP_MAX_ENTRIES",
 	},
 	natsembed.ErrConfig: {
-		"Listen":         "NATS_EMBEDDED_LISTEN",
-		"StoreDir":       "DATA_DIR",
-		"ReaderPassword": "NATS_EMBEDDED_READER_PASSWORD",
+		"Listen":        "NATS_EMBEDDED_LISTEN",
+		"StoreDir":      "DATA_DIR",
+		"Readers":       "NATS_EMBEDDED_READERS",
+		"EventSubjects": "TOPIC_PREFIX",
 	},
 	natssink.ErrConfig: {
 		"URL":            "NATS_URL",
@@ -322,6 +328,12 @@ func (c *config) check() error {
 	}
 	if err := checkHostPort(c.NATSEmbeddedListen); err != nil {
 		return &configError{"NATS_EMBEDDED_LISTEN", err.Error()}
+	}
+	if c.NATSEmbeddedReaderPassword != "" && !slices.Contains(c.NATSEmbeddedReaders, natsembed.DefaultReader) {
+		return &configError{"NATS_EMBEDDED_READER_PASSWORD", fmt.Sprintf("is the password of reader %q, which NATS_EMBEDDED_READERS does not name", natsembed.DefaultReader)}
+	}
+	if c.NATSEmbeddedReaderPassword != "" && len(c.NATSEmbeddedReaderPassword) < 16 {
+		return &configError{"NATS_EMBEDDED_READER_PASSWORD", "must be at least 16 characters"}
 	}
 	if c.KafkaTopicMinISR > c.KafkaTopicReplication {
 		return &configError{"KAFKA_TOPIC_MIN_ISR", fmt.Sprintf("%d exceeds KAFKA_TOPIC_REPLICATION %d: no record could be acknowledged on that many replicas", c.KafkaTopicMinISR, c.KafkaTopicReplication)}
@@ -526,11 +538,20 @@ func toEmbedded(ncfg natssink.Config, url, user, password string) natssink.Confi
 
 // embeddedConfig is the embedded NATS server these variables describe.
 func (c *config) embeddedConfig(logger *slog.Logger) natsembed.EmbeddedConfig {
+	readers := make([]natsembed.Reader, 0, len(c.NATSEmbeddedReaders))
+	for _, name := range c.NATSEmbeddedReaders {
+		r := natsembed.Reader{Name: strings.TrimSpace(name)}
+		if r.Name == natsembed.DefaultReader {
+			r.Password = c.NATSEmbeddedReaderPassword
+		}
+		readers = append(readers, r)
+	}
 	return natsembed.EmbeddedConfig{
-		Listen:         c.NATSEmbeddedListen,
-		StoreDir:       c.DataDir,
-		ReaderPassword: c.NATSEmbeddedReaderPassword,
-		Logger:         logger,
+		Listen:        c.NATSEmbeddedListen,
+		StoreDir:      c.DataDir,
+		Readers:       readers,
+		EventSubjects: natssink.StreamSubjects(c.TopicPrefix, c.DeadLetterSubject),
+		Logger:        logger,
 	}
 }
 

@@ -16,6 +16,7 @@ import (
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/integration/vectors"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
 func TestConfigErrorsNameTheVariable(t *testing.T) {
@@ -145,14 +146,17 @@ func startServe(t *testing.T, env map[string]string) (base, natsURL string, logs
 }
 
 // TestEmbeddedDefault is the newcomer's path: no broker configured, the
-// binary starts its own NATS server, and a plain NATS client sees the event.
+// binary starts its own NATS server, and a plain NATS client, with the
+// default reader's URL from DATA_DIR, sees the event; without it, it is
+// refused.
 func TestEmbeddedDefault(t *testing.T) {
 	v := vectors.Load().Vectors[0]
+	dataDir := t.TempDir()
 	env := map[string]string{
 		"SENFENICO_WEBHOOK_KEYS": "rotated-out," + v.Key,
 		"LISTEN_ADDR":            "127.0.0.1:0",
 		"NATS_EMBEDDED_LISTEN":   "127.0.0.1:0",
-		"DATA_DIR":               t.TempDir(),
+		"DATA_DIR":               dataDir,
 		"LOG_FORMAT":             "json",
 		"LOG_LEVEL":              "debug",
 	}
@@ -160,7 +164,18 @@ func TestEmbeddedDefault(t *testing.T) {
 	if natsURL == "" {
 		t.Fatalf("no log line says where the embedded NATS server listens:\n%s", logs.String())
 	}
-	nc, err := nats.Connect(natsURL)
+	if nc, err := nats.Connect(natsURL); err == nil {
+		nc.Close()
+		t.Fatal("the embedded server took a client without credentials")
+	}
+	readerURL, _, _, err := natsembed.ReadReaderFile(dataDir, natsembed.DefaultReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if !strings.Contains(logs.String(), natsembed.ReaderFile(dataDir, natsembed.DefaultReader)) {
+		t.Errorf("no log line names the new reader's credentials file:\n%s", logs.String())
+	}
+	nc, err := nats.Connect(readerURL)
 	if err != nil {
 		t.Fatal(err)
 	}

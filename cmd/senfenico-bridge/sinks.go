@@ -5,6 +5,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"path/filepath"
 	"strings"
 	"time"
 
@@ -200,12 +201,9 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 			return nil, fmt.Errorf("embedded NATS server (NATS_EMBEDDED_LISTEN %s, DATA_DIR %s): %w", cfg.NATSEmbeddedListen, cfg.DataDir, err)
 		}
 		stack.embedded = srv
-		access := "readers need no credentials"
-		if cfg.NATSEmbeddedReaderPassword != "" {
-			access = "readers log in as user reader with NATS_EMBEDDED_READER_PASSWORD"
-		}
-		logger.Info("embedded NATS server listening; subscribe with any NATS client",
-			slog.String("url", srv.ClientURL()), slog.String("data_dir", cfg.DataDir), slog.String("access", access))
+		logger.Info("embedded NATS server listening; each reader connects with the URL in its file",
+			slog.String("url", srv.ClientURL()), slog.Any("readers", cfg.NATSEmbeddedReaders),
+			slog.String("reader_files", filepath.Join(cfg.DataDir, natsembed.ReadersDir)))
 		user, password := srv.BridgeCredentials()
 		// Loopback TCP, not nats.InProcessServer: the in-process connection
 		// is a net.Pipe, unbuffered and synchronous, and measured about 3.5

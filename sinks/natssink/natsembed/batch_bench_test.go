@@ -24,7 +24,7 @@ func BenchmarkAtomicBatch(b *testing.B) {
 		b.Fatal(err)
 	}
 	defer srv.Shutdown(context.Background())
-	nc, err := nats.Connect(srv.ClientURL())
+	nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(orders.Name, orders.Password))
 	if err != nil {
 		b.Fatal(err)
 	}

@@ -67,12 +67,14 @@ const (
 // EmbeddedConfig configures the in-process server. The zero value is not
 // usable: StoreDir is required.
 //
-// Access: the server has two users. BridgeUser, with a password drawn at
-// random by Start (never logged, never written anywhere; read it with
-// Server.BridgeCredentials), may do anything. ReaderUser may subscribe to
-// any subject, read streams and create, use and delete consumers, but not
-// publish events nor create, change, purge or delete a stream. A client
-// without credentials is ReaderUser, unless ReaderPassword is set.
+// Access: BridgeUser, with a password drawn at random by Start (never
+// logged, never written anywhere; read it with Server.BridgeCredentials),
+// may do anything. Each of Readers logs in with its own name and password
+// into a NATS account of its own: it receives what the bridge publishes,
+// reads the streams and creates, uses and deletes consumers of its own
+// (named after it), within the bounds in access.go, and nothing else. It
+// cannot publish an event, answer another client's request, nor touch
+// another reader's consumers. Clients without credentials are refused.
 //
 // Disk: when the store cannot write (a full disk), nats-server marks the
 // stream as failed for good, or disables JetStream. The server checks its
@@ -95,10 +97,14 @@ type EmbeddedConfig struct {
 	// ReadyTimeout bounds how long Start waits for the server to accept
 	// connections. Default DefaultReadyTimeout.
 	ReadyTimeout time.Duration
-	// ReaderPassword, when set, turns anonymous access off: readers log in
-	// as ReaderUser with this password. Empty: clients without credentials
-	// are readers.
-	ReaderPassword string
+	// Readers are the identities that may read, one per service (see
+	// Reader). None: only the bridge can connect. At most MaxReaders. A
+	// reader without a Password has it in StoreDir (see ReadersDir).
+	Readers []Reader
+	// EventSubjects are the subject filters the readers' core
+	// subscriptions receive (the bridge's subjects, the dead letters').
+	// What a stream holds, readers read with consumers whatever this says.
+	EventSubjects []string
 	// OpenAccess turns authentication off altogether: any client may publish
 	// anything and administer streams, as on a plain nats-server. For test
 	// servers that stand in for an operator's own server only.
@@ -111,12 +117,12 @@ type EmbeddedConfig struct {
 	Logger *slog.Logger
 }
 
-// LogValue keeps ReaderPassword out of logs.
+// LogValue keeps the readers' passwords out of logs.
 func (c EmbeddedConfig) LogValue() slog.Value {
 	return slog.GroupValue(
 		slog.String("listen", c.Listen),
 		slog.String("store_dir", c.StoreDir),
-		slog.Bool("reader_password_set", c.ReaderPassword != ""),
+		slog.Any("readers", c.Readers),
 		slog.Bool("open_access", c.OpenAccess),
 	)
 }
@@ -144,8 +150,24 @@ func (c EmbeddedConfig) Validate() error {
 	if c.StoreCheckInterval < 0 {
 		return bad("StoreCheckInterval", "%v is negative", c.StoreCheckInterval)
 	}
-	if c.OpenAccess && c.ReaderPassword != "" {
-		return bad("ReaderPassword", "has no effect with OpenAccess")
+	if c.OpenAccess && len(c.Readers) > 0 {
+		return bad("Readers", "have no effect with OpenAccess")
+	}
+	if len(c.Readers) > MaxReaders {
+		return bad("Readers", "%d readers, at most %d", len(c.Readers), MaxReaders)
+	}
+	seen := make(map[string]bool, len(c.Readers))
+	for _, r := range c.Readers {
+		if err := ValidReaderName(r.Name); err != nil {
+			return bad("Readers", "%v", err)
+		}
+		if seen[r.Name] {
+			return bad("Readers", "reader %q named twice", r.Name)
+		}
+		seen[r.Name] = true
+		if r.Password != "" && len(r.Password) < minReaderPassword {
+			return bad("Readers", "reader %q: password shorter than %d characters", r.Name, minReaderPassword)
+		}
 	}
 	return nil
 }
@@ -174,6 +196,7 @@ type Server struct {
 	bridgePassword string
 	storeLock      *os.File
 	watch          *StoreWatch
+	guard          *guard
 	closeOnce      sync.Once
 	stopped        chan struct{}
 }
@@ -233,6 +256,10 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	readers, createdReaders, err := resolveReaderPasswords(cfg.StoreDir, cfg.Readers)
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: "senfenico-bridge",
 		Host:       host,
@@ -241,7 +268,14 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		// Readers may create consumers, each some memory in the bridge's
 		// own process: bounded per stream (nats-server's own default,
 		// written here so that it does not depend on the server version).
-		JetStreamLimits: server.JSLimitOpts{DefaultMaxConsumers: MaxConsumersPerStream},
+		// Pull batches and unacknowledged messages are bounded for every
+		// consumer; the guard holds readers to the same bounds with a
+		// clearer error.
+		JetStreamLimits: server.JSLimitOpts{
+			DefaultMaxConsumers: MaxConsumersPerStream,
+			MaxRequestBatch:     MaxRequestBatch,
+			MaxAckPending:       MaxAckPending,
+		},
 		StoreDir:        cfg.StoreDir,
 		SyncAlways:      true,
 		MaxPayload:      cfg.MaxPayload,
@@ -250,13 +284,16 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		NoSigs: true,
 	}
 	if !cfg.OpenAccess {
-		if err := restrictAccess(opts, bridgePassword, cfg.ReaderPassword); err != nil {
-			return nil, err
-		}
+		restrictAccess(opts, bridgePassword, readers)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: %w", err)
+	}
+	if !cfg.OpenAccess {
+		if err := wireReaders(ns, readers, cfg.EventSubjects); err != nil {
+			return nil, err
+		}
 	}
 	fatal := make(chan string, 1)
 	ns.SetLoggerV2(&slogAdapter{l: logger.With("component", "nats-server"), fatal: fatal}, false, false, false)
@@ -266,9 +303,37 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		ns.WaitForShutdown()
 		return nil, err
 	}
+	stop := func() {
+		ns.Shutdown()
+		ns.WaitForShutdown()
+	}
+	if len(opts.Accounts) > 0 {
+		// With accounts of its own configured, nats-server enables
+		// JetStream only on those that ask for it in a configuration file;
+		// the global account (the bridge's, whose store a bridge of before
+		// readers had accounts wrote too) asks for it here. The limits stay
+		// assigned, so a restart of JetStream after a full disk enables it
+		// again.
+		if err := ns.GlobalAccount().EnableJetStream(nil, nil); err != nil {
+			stop()
+			return nil, fmt.Errorf("%w: %s: JetStream: %w", ErrStoreDir, cfg.StoreDir, err)
+		}
+	}
+	var g *guard
+	if !cfg.OpenAccess && len(readers) > 0 {
+		if g, err = startGuard(ns, bridgePassword, readers, logger.With("component", "reader-guard")); err != nil {
+			stop()
+			return nil, err
+		}
+		if err := writeReaderFiles(cfg.StoreDir, ns.ClientURL(), cfg.Readers, readers, createdReaders, logger); err != nil {
+			g.stop()
+			stop()
+			return nil, err
+		}
+	}
 	started = true
 	s := &Server{
-		ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopped: make(chan struct{}),
+		ns: ns, bridgePassword: bridgePassword, storeLock: lock, stopped: make(chan struct{}), guard: g,
 		watch: WatchStore(ns, cfg.StoreDir, "DATA_DIR", "embedded NATS server", cfg.StoreCheckInterval, logger),
 	}
 	return s, nil
@@ -343,6 +408,7 @@ func (s *Server) Shutdown(ctx context.Context) error {
 	s.closeOnce.Do(func() {
 		go func() {
 			s.watch.Stop()
+			s.guard.stop()
 			s.ns.Shutdown()
 			s.ns.WaitForShutdown()
 			s.storeLock.Close()

@@ -3,7 +3,6 @@ package natsembed_test
 import (
 	"context"
 	"errors"
-	"fmt"
 	"net"
 	"os"
 	"os/exec"
@@ -24,7 +23,7 @@ import (
 
 func start(t *testing.T, dir string) *natsembed.Server {
 	t.Helper()
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir})
+	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir, Readers: []natsembed.Reader{orders, ledger}, EventSubjects: natssink.StreamSubjects("", "dead-letters")})
 	if err != nil {
 		t.Fatalf("Start: %v", err)
 	}
@@ -48,12 +47,12 @@ func TestInProcessPublishTCPReceiveAndRestart(t *testing.T) {
 		t.Error("SyncAlways is off: acknowledged writes could be lost on power loss")
 	}
 
-	tcp, err := nats.Connect(srv.ClientURL())
+	tcp, err := nats.Connect(srv.ClientURL(), nats.UserInfo(orders.Name, orders.Password))
 	if err != nil {
 		t.Fatalf("TCP connect %s: %v", srv.ClientURL(), err)
 	}
 	defer tcp.Close()
-	subject := sinktest.RandomSubject("embed")
+	subject := sinktest.RandomSubject("checkout")
 	sub, err := tcp.SubscribeSync(subject)
 	if err != nil {
 		t.Fatal(err)
@@ -90,7 +89,7 @@ func TestInProcessPublishTCPReceiveAndRestart(t *testing.T) {
 	}
 
 	again := start(t, dir)
-	nc, err := nats.Connect("", again.ConnectOption())
+	nc, err := nats.Connect("", again.ConnectOption(), nats.UserInfo(orders.Name, orders.Password))
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -112,6 +111,34 @@ func TestInProcessPublishTCPReceiveAndRestart(t *testing.T) {
 	}
 }
 
+// A store written by a server without readers (a bridge of before readers
+// had accounts of their own: every client in the global account) keeps its
+// events when the server starts with readers, and the bridge still stores.
+func TestStoreOfAServerWithoutReadersIsKept(t *testing.T) {
+	dir := t.TempDir()
+	old, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir})
+	if err != nil {
+		t.Fatal(err)
+	}
+	subject := sinktest.RandomSubject("checkout")
+	ids := publishEvents(t, bridgeSink(t, old), subject, 2)
+	if err := old.Shutdown(context.Background()); err != nil {
+		t.Fatal(err)
+	}
+
+	srv := start(t, dir)
+	ctx := testContext(t)
+	_, js, _ := connectAs(t, srv, orders)
+	cons, err := js.CreateConsumer(ctx, natssink.DefaultStream, jetstream.ConsumerConfig{Name: "upgrade", FilterSubject: subject})
+	if err != nil {
+		t.Fatalf("the stream of before: %v", err)
+	}
+	if got := fetchIDs(t, ctx, cons, 10); !slices.Equal(got, ids) {
+		t.Fatalf("read %v after the upgrade, want %v", got, ids)
+	}
+	publishEvents(t, bridgeSink(t, srv), subject, 1)
+}
+
 func TestValidate(t *testing.T) {
 	tests := []struct {
 		name      string
@@ -124,7 +151,13 @@ func TestValidate(t *testing.T) {
 		{name: "no port", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Listen: "127.0.0.1"}, wantField: "Listen"},
 		{name: "bad port", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Listen: "127.0.0.1:70000"}, wantField: "Listen"},
 		{name: "negative payload", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", MaxPayload: -1}, wantField: "MaxPayload"},
-		{name: "reader password with open access", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", OpenAccess: true, ReaderPassword: "p"}, wantField: "ReaderPassword"},
+		{name: "readers", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{orders, ledger}}},
+		{name: "readers with open access", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", OpenAccess: true, Readers: []natsembed.Reader{orders}}, wantField: "Readers"},
+		{name: "reader name with an underscore", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "a_b", Password: orders.Password}}}, wantField: "Readers"},
+		{name: "reader name with a dot", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "a.b", Password: orders.Password}}}, wantField: "Readers"},
+		{name: "reader named bridge", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "bridge", Password: orders.Password}}}, wantField: "Readers"},
+		{name: "reader named twice", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{orders, orders}}, wantField: "Readers"},
+		{name: "short reader password", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "x", Password: "short"}}}, wantField: "Readers"},
 	}
 	for _, tc := range tests {
 		t.Run(tc.name, func(t *testing.T) {
@@ -181,149 +214,6 @@ func connectRecording(t *testing.T, url string, opts ...nats.Option) (*nats.Conn
 		defer mu.Unlock()
 		return slices.Clone(errs)
 	}
-}
-
-// A local client without credentials reads everything and changes nothing:
-// no forged event lands in the stream, the stream cannot be deleted,
-// changed or purged, and the bridge's PubAcks cannot be forged.
-func TestAnonymousClientReadsButCannotPublish(t *testing.T) {
-	srv := start(t, t.TempDir())
-	sink := bridgeSink(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-
-	nc, violations := connectRecording(t, srv.ClientURL())
-	all, err := nc.SubscribeSync(">")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-
-	genuine := sinktest.NewMessage("checkout." + sinktest.RandomID() + ".success")
-	if _, err := sink.Publish(ctx, genuine); err != nil {
-		t.Fatalf("the bridge cannot publish: %v", err)
-	}
-	nextOn(t, all, genuine.Subject)
-
-	forged := genuine.Subject
-	for _, subject := range []string{forged, natsembed.BridgeInboxPrefix + ".x.y"} {
-		if err := nc.Publish(subject, []byte(`{"event":"checkout.success"}`)); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := nc.Flush(); err != nil {
-		t.Fatal(err)
-	}
-	waitFor(t, func() bool { return len(violations()) >= 2 }, "two permission violations, got %v", violations)
-
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	stream, err := js.Stream(ctx, natssink.DefaultStream)
-	if err != nil {
-		t.Fatalf("a reader cannot read stream info: %v", err)
-	}
-	if n := stream.CachedInfo().State.Msgs; n != 1 {
-		t.Fatalf("stream holds %d messages, want only the bridge's one", n)
-	}
-	// A refused request gets no answer: each waits for its own short
-	// deadline.
-	refused := func() context.Context {
-		c, cancel := context.WithTimeout(ctx, time.Second)
-		t.Cleanup(cancel)
-		return c
-	}
-	if _, err := js.Publish(refused(), forged, []byte("{}")); err == nil {
-		t.Fatal("a reader's JetStream publish was acknowledged")
-	}
-	if err := js.DeleteStream(refused(), natssink.DefaultStream); err == nil {
-		t.Fatal("a reader deleted the stream")
-	}
-	if err := stream.Purge(refused()); err == nil {
-		t.Fatal("a reader purged the stream")
-	}
-	cfg := stream.CachedInfo().Config
-	cfg.Subjects = append(cfg.Subjects, "forged.>")
-	if _, err := js.UpdateStream(refused(), cfg); err == nil {
-		t.Fatal("a reader changed the stream")
-	}
-	if _, err := js.CreateStream(refused(), jetstream.StreamConfig{Name: "FORGED", Subjects: []string{"forged.>"}}); err == nil {
-		t.Fatal("a reader created a stream")
-	}
-
-	cons, err := stream.CreateOrUpdateConsumer(ctx, jetstream.ConsumerConfig{Durable: "reader", AckPolicy: jetstream.AckExplicitPolicy})
-	if err != nil {
-		t.Fatalf("a reader cannot create a consumer: %v (%v)", err, violations())
-	}
-	batch, err := cons.Fetch(1, jetstream.FetchMaxWait(5*time.Second))
-	if err != nil {
-		t.Fatal(err)
-	}
-	var got []jetstream.Msg
-	for m := range batch.Messages() {
-		got = append(got, m)
-	}
-	if len(got) != 1 || got[0].Headers().Get(natssink.HeaderID) != genuine.ID {
-		t.Fatalf("consumer read %d messages, want the bridge's one (%v)", len(got), batch.Error())
-	}
-	if err := got[0].DoubleAck(ctx); err != nil {
-		t.Fatalf("a reader cannot ack: %v", err)
-	}
-	ordered, err := stream.OrderedConsumer(ctx, jetstream.OrderedConsumerConfig{})
-	if err != nil {
-		t.Fatalf("a reader cannot create an ordered consumer: %v", err)
-	}
-	if m, err := ordered.Next(jetstream.FetchMaxWait(5 * time.Second)); err != nil || m.Headers().Get(natssink.HeaderID) != genuine.ID {
-		t.Fatalf("ordered consumer: %v %v", m, err)
-	}
-	if err := stream.DeleteConsumer(ctx, "reader"); err != nil {
-		t.Fatalf("a reader cannot delete its consumer: %v", err)
-	}
-	if info, err := stream.Info(ctx); err != nil || info.State.Msgs != 1 {
-		t.Fatalf("stream after the reader's attempts: %v, %v", info, err)
-	}
-}
-
-// With ReaderPassword set, nobody gets in without credentials; readers log
-// in as ReaderUser and still only read.
-func TestReaderPasswordClosesAnonymousAccess(t *testing.T) {
-	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:-1", StoreDir: t.TempDir(), ReaderPassword: "s3cret-reader"})
-	if err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { srv.Shutdown(context.Background()) })
-	sink := bridgeSink(t, srv)
-
-	if nc, err := nats.Connect(srv.ClientURL()); err == nil {
-		nc.Close()
-		t.Fatal("an anonymous connection was accepted")
-	} else if !errors.Is(err, nats.ErrAuthorization) {
-		t.Fatalf("anonymous connection: %v, want an authorization error", err)
-	}
-	if nc, err := nats.Connect(srv.ClientURL(), nats.UserInfo(natsembed.ReaderUser, "wrong")); err == nil {
-		nc.Close()
-		t.Fatal("a wrong reader password was accepted")
-	}
-
-	nc, violations := connectRecording(t, srv.ClientURL(), nats.UserInfo(natsembed.ReaderUser, "s3cret-reader"))
-	sub, err := nc.SubscribeSync(">")
-	if err != nil {
-		t.Fatal(err)
-	}
-	nc.Flush()
-	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
-	defer cancel()
-	msg := sinktest.NewMessage("charge." + sinktest.RandomID() + ".success")
-	if _, err := sink.Publish(ctx, msg); err != nil {
-		t.Fatal(err)
-	}
-	nextOn(t, sub, msg.Subject)
-	nc.Publish(msg.Subject, []byte("{}"))
-	nc.Flush()
-	waitFor(t, func() bool { return len(violations()) >= 1 }, "a permission violation, got %v", violations)
 }
 
 // Start ends at once, with an error saying which input is at fault, when
@@ -438,39 +328,5 @@ func TestShutdownTwice(t *testing.T) {
 		if err := srv.Shutdown(context.Background()); err != nil {
 			t.Fatal(err)
 		}
-	}
-}
-
-// A reader may create consumers, but not without bound: each one holds
-// memory in the bridge's own process.
-func TestReaderConsumersAreBounded(t *testing.T) {
-	srv := start(t, t.TempDir())
-	sink := bridgeSink(t, srv)
-	ctx, cancel := context.WithTimeout(context.Background(), 60*time.Second)
-	defer cancel()
-	if _, err := sink.Publish(ctx, sinktest.NewMessage("checkout."+sinktest.RandomID()+".success")); err != nil {
-		t.Fatal(err)
-	}
-	nc, _ := connectRecording(t, srv.ClientURL())
-	js, err := jetstream.New(nc)
-	if err != nil {
-		t.Fatal(err)
-	}
-	const bound = natsembed.MaxConsumersPerStream
-	created := 0
-	for ; created <= bound; created++ {
-		_, err := js.CreateConsumer(ctx, natssink.DefaultStream, jetstream.ConsumerConfig{Durable: fmt.Sprintf("c%d", created), MemoryStorage: true})
-		if errors.Is(err, jetstream.ErrMaximumConsumersLimit) {
-			break
-		}
-		if err != nil {
-			t.Fatalf("consumer %d: %v", created+1, err)
-		}
-	}
-	if created != bound {
-		t.Fatalf("a reader created %d consumers on the stream, want the server's bound of %d", created, bound)
-	}
-	if _, err := sink.Publish(ctx, sinktest.NewMessage("checkout."+sinktest.RandomID()+".success")); err != nil {
-		t.Fatalf("the bridge cannot publish once readers hold every consumer slot: %v", err)
 	}
 }

@@ -9,6 +9,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 )
 
 // A full DATA_DIR under the embedded server: requests get 503 and /readyz
@@ -73,7 +74,11 @@ func TestDiskFullRecoversWithoutRestart(t *testing.T) {
 	}
 
 	stored := map[string]bool{}
-	for _, m := range storedMessages(t, "nats://"+natsAddr, natssink.DefaultStream) {
+	readerURL, _, _, err := natsembed.ReadReaderFile(dataDir, natsembed.DefaultReader)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for _, m := range storedMessages(t, readerURL, natssink.DefaultStream) {
 		stored[m.Header.Get("ce-id")] = true
 	}
 	for _, id := range accepted {

@@ -169,7 +169,9 @@ func wireReaders(ns *server.Server, readers []Reader, eventSubjects []string) er
 			func() error { return global.AddStreamImport(acc, "$JS.API.>", guardPrefix(r.Name)) },
 			func() error { return global.AddStreamImport(acc, "$JS.ACK.>", guardPrefix(r.Name)) },
 			func() error { return global.AddStreamExport(answerPrefix(r.Name)+".>", toReader) },
-			func() error { return acc.AddMappedStreamImport(global, answerPrefix(r.Name)+".>", readerInboxPrefix+">") },
+			func() error {
+				return acc.AddMappedStreamImport(global, answerPrefix(r.Name)+".>", readerInboxPrefix+">")
+			},
 			func() error { return global.AddServiceExport(accountInfoSubject(r.Name), toReader) },
 			func() error { return acc.AddServiceImport(global, "$JS.API.INFO", accountInfoSubject(r.Name)) },
 		}

@@ -50,8 +50,8 @@ type guardedReader struct {
 	// prefix starts the reader's consumers' names; answers is where
 	// answers to it go, before its inbox.
 	name, prefix, answers string
-	api, pull    *rate.Limiter
-	ack          *rate.Limiter
+	api, pull             *rate.Limiter
+	ack                   *rate.Limiter
 	// slow bounds the requests of this reader the guard answers itself
 	// (consumer creates and lists, which call JetStream), so that they run
 	// beside the reader's other requests without piling up.

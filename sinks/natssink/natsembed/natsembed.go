@@ -156,6 +156,13 @@ func (c EmbeddedConfig) Validate() error {
 	if len(c.Readers) > MaxReaders {
 		return bad("Readers", "%d readers, at most %d", len(c.Readers), MaxReaders)
 	}
+	for _, subject := range c.EventSubjects {
+		// Readers import these from the bridge's account: never its
+		// inboxes, the JetStream API or the guard's subjects.
+		if subject == "" || strings.ContainsAny(subject, " \t\r\n") || strings.HasPrefix(subject, "$") || strings.HasPrefix(subject, "_") {
+			return bad("EventSubjects", "%q is not an event subject", subject)
+		}
+	}
 	seen := make(map[string]bool, len(c.Readers))
 	for _, r := range c.Readers {
 		if err := ValidReaderName(r.Name); err != nil {
@@ -276,9 +283,9 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 			MaxRequestBatch:     MaxRequestBatch,
 			MaxAckPending:       MaxAckPending,
 		},
-		StoreDir:        cfg.StoreDir,
-		SyncAlways:      true,
-		MaxPayload:      cfg.MaxPayload,
+		StoreDir:   cfg.StoreDir,
+		SyncAlways: true,
+		MaxPayload: cfg.MaxPayload,
 		// The bridge's main owns the signals and shuts the server down in
 		// its own order (HTTP first, then sinks, then this server).
 		NoSigs: true,

@@ -152,6 +152,8 @@ func TestValidate(t *testing.T) {
 		{name: "bad port", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Listen: "127.0.0.1:70000"}, wantField: "Listen"},
 		{name: "negative payload", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", MaxPayload: -1}, wantField: "MaxPayload"},
 		{name: "readers", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{orders, ledger}}},
+		{name: "an inbox as event subject", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", EventSubjects: []string{"_INBOX.>"}}, wantField: "EventSubjects"},
+		{name: "the API as event subject", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", EventSubjects: []string{"$JS.API.>"}}, wantField: "EventSubjects"},
 		{name: "readers with open access", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", OpenAccess: true, Readers: []natsembed.Reader{orders}}, wantField: "Readers"},
 		{name: "reader name with an underscore", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "a_b", Password: orders.Password}}}, wantField: "Readers"},
 		{name: "reader name with a dot", cfg: natsembed.EmbeddedConfig{StoreDir: "/tmp/x", Readers: []natsembed.Reader{{Name: "a.b", Password: orders.Password}}}, wantField: "Readers"},

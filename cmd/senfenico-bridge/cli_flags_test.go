@@ -24,7 +24,7 @@ func TestSubcommandHelp(t *testing.T) {
 	}{
 		{"sign", "sign", []string{"-key"}},
 		{"send", "send", []string{"-url", "-reference", "-amount", "-live", "-data-object", "-print", "-key"}},
-		{"tail", "tail", []string{"-url", "-count"}},
+		{"tail", "tail", []string{"-url", "-count", "-reader"}},
 		{"version", "version", nil},
 	}
 	for _, tt := range tests {

@@ -1,6 +1,7 @@
 package main
 
 import (
+	"bytes"
 	"context"
 	"fmt"
 	"net"
@@ -12,6 +13,8 @@ import (
 	"github.com/nats-io/nats.go"
 	"github.com/nats-io/nats.go/jetstream"
 	"github.com/nats-io/nuid"
+
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink/natsembed"
 
 	"github.com/senfenico-bridge/senfenico-bridge/integration/testkit"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
@@ -181,6 +184,31 @@ func TestTailFailures(t *testing.T) {
 				t.Fatalf("exit %d, stdout %q, stderr %q; want exit %d and %q", code, stdout, stderr, tt.wantCode, tt.want)
 			}
 		})
+	}
+}
+
+// On the bridge's embedded server, tail logs in as a reader with the
+// credentials the bridge wrote in DATA_DIR, and says what to do when there
+// are none.
+func TestTailLogsInAsAReader(t *testing.T) {
+	dir := t.TempDir()
+	code, _, stderr := runCLI(t, map[string]string{"DATA_DIR": dir}, "", "tail", "--reader", "orders")
+	if code != exitUsage || !strings.Contains(stderr, `no credentials for reader "orders"`) || !strings.Contains(stderr, "NATS_EMBEDDED_READERS") {
+		t.Fatalf("tail without a reader file: exit %d, %q", code, stderr)
+	}
+	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir,
+		Readers: []natsembed.Reader{{Name: "orders"}}, EventSubjects: []string{"checkout.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	ctx, cancel := context.WithTimeout(context.Background(), 2*time.Second)
+	defer cancel()
+	env := map[string]string{"DATA_DIR": dir, "NATS_EMBEDDED_LISTEN": strings.TrimPrefix(srv.ClientURL(), "nats://")}
+	var out, errOut bytes.Buffer
+	code = run(ctx, []string{"tail", "--reader", "orders", "--count", "1"}, env, strings.NewReader(""), &out, &errOut)
+	if code != exitOK || !strings.Contains(errOut.String(), "listening on") {
+		t.Fatalf("tail as reader orders: exit %d, %q", code, errOut.String())
 	}
 }
 

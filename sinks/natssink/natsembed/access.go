@@ -17,6 +17,11 @@ const (
 	// streams: the bridge's own connection, in the server's global account,
 	// which holds the JetStream streams.
 	BridgeUser = "bridge"
+	// OperatorUser has the bridge's rights, for the tools an operator runs
+	// beside a running bridge (replay and redrive): its password is drawn
+	// once and kept in OperatorFile, which only the owner of StoreDir may
+	// read.
+	OperatorUser = "operator"
 	// DefaultReader is the reader Start's callers configure when the
 	// operator names none (cmd's NATS_EMBEDDED_READERS default).
 	DefaultReader = "reader"
@@ -106,7 +111,7 @@ func ValidReaderName(name string) error {
 	if !readerName.MatchString(name) {
 		return fmt.Errorf("reader name %q: want 1 to 32 letters, digits and dashes", name)
 	}
-	if name == BridgeUser {
+	if name == BridgeUser || name == OperatorUser {
 		return fmt.Errorf("reader name %q is the bridge's own user", name)
 	}
 	return nil
@@ -140,8 +145,8 @@ const readerInboxPrefix = "_INBOX."
 // restrictAccess sets opts' users and accounts: the bridge with every right
 // in the global account, and each reader in an account of its own. Clients
 // without credentials are refused.
-func restrictAccess(opts *server.Options, bridgePassword string, readers []Reader) {
-	opts.Users = []*server.User{{Username: BridgeUser, Password: bridgePassword}}
+func restrictAccess(opts *server.Options, bridgePassword, operatorPassword string, readers []Reader) {
+	opts.Users = []*server.User{{Username: BridgeUser, Password: bridgePassword}, {Username: OperatorUser, Password: operatorPassword}}
 	for _, r := range readers {
 		acc := server.NewAccount(readerAccount(r.Name))
 		opts.Accounts = append(opts.Accounts, acc)

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"os"
 	"path/filepath"
+	"slices"
 	"strings"
 )
 
@@ -24,15 +25,30 @@ func ReaderFile(storeDir, name string) string {
 	return filepath.Join(storeDir, ReadersDir, name+".url")
 }
 
-// ErrNoReaderFile means a reader's credentials file does not exist (the
-// embedded server has not run with that reader yet).
+// OperatorFile returns the path of the operator's credentials file in
+// storeDir: the URL OperatorUser connects with, for the tools an operator
+// runs beside the bridge (replay). Written like a reader's.
+func OperatorFile(storeDir string) string {
+	return filepath.Join(storeDir, "operator.url")
+}
+
+// ErrNoReaderFile means a reader's (or the operator's) credentials file
+// does not exist (the embedded server has not run with that reader yet).
 var ErrNoReaderFile = errors.New("natsembed: no credentials file for this reader")
 
 // ReadReaderFile returns the URL in reader name's credentials file under
 // storeDir, and the user and password in it. The error wraps
 // ErrNoReaderFile when there is no such file.
 func ReadReaderFile(storeDir, name string) (rawURL, user, password string, err error) {
-	path := ReaderFile(storeDir, name)
+	return readURLFile(ReaderFile(storeDir, name))
+}
+
+// ReadOperatorFile is ReadReaderFile for the operator's file.
+func ReadOperatorFile(storeDir string) (rawURL, user, password string, err error) {
+	return readURLFile(OperatorFile(storeDir))
+}
+
+func readURLFile(path string) (rawURL, user, password string, err error) {
 	data, err := os.ReadFile(path)
 	if errors.Is(err, os.ErrNotExist) {
 		return "", "", "", fmt.Errorf("%w: %s", ErrNoReaderFile, path)
@@ -60,21 +76,55 @@ func resolveReaderPasswords(storeDir string, readers []Reader) ([]Reader, []stri
 		if r.Password != "" {
 			continue
 		}
-		_, _, password, err := ReadReaderFile(storeDir, r.Name)
-		if errors.Is(err, ErrNoReaderFile) {
-			if password, err = randomPassword(); err != nil {
-				return nil, nil, err
-			}
-			created = append(created, r.Name)
-		} else if err != nil {
-			return nil, nil, fmt.Errorf("%w: %w", ErrStoreDir, err)
+		password, isNew, err := filePassword(ReaderFile(storeDir, r.Name))
+		if err != nil {
+			return nil, nil, err
 		}
-		if len(password) < minReaderPassword {
-			return nil, nil, fmt.Errorf("%w: %s: the password is shorter than %d characters", ErrStoreDir, ReaderFile(storeDir, r.Name), minReaderPassword)
+		if isNew {
+			created = append(created, r.Name)
 		}
 		out[i].Password = password
 	}
 	return out, created, nil
+}
+
+// filePassword returns the password in the credentials file at path, or a
+// new one when there is no file (isNew).
+func filePassword(path string) (password string, isNew bool, err error) {
+	_, _, password, err = readURLFile(path)
+	if errors.Is(err, ErrNoReaderFile) {
+		password, err = randomPassword()
+		return password, true, err
+	}
+	if err != nil {
+		return "", false, fmt.Errorf("%w: %w", ErrStoreDir, err)
+	}
+	if len(password) < minReaderPassword {
+		return "", false, fmt.Errorf("%w: %s: the password is shorter than %d characters", ErrStoreDir, path, minReaderPassword)
+	}
+	return password, false, nil
+}
+
+// writeURLFile writes user's credentials file at path, unless it holds
+// that URL already; it reports whether it wrote.
+func writeURLFile(path, user, password, host string) (bool, error) {
+	if err := os.MkdirAll(filepath.Dir(path), 0o700); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrStoreDir, err)
+	}
+	u := url.URL{Scheme: "nats", User: url.UserPassword(user, password), Host: host}
+	content := []byte(u.String() + "\n")
+	if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
+		return false, nil
+	}
+	// Written aside and renamed, so that a client never reads half a file.
+	tmp := path + ".tmp"
+	if err := os.WriteFile(tmp, content, 0o600); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrStoreDir, err)
+	}
+	if err := os.Rename(tmp, path); err != nil {
+		return false, fmt.Errorf("%w: %w", ErrStoreDir, err)
+	}
+	return true, nil
 }
 
 // writeReaderFiles writes the credentials file of every reader whose
@@ -82,34 +132,17 @@ func resolveReaderPasswords(storeDir string, readers []Reader) ([]Reader, []stri
 // host and port, and says which files are new.
 func writeReaderFiles(storeDir, clientURL string, configured, resolved []Reader, created []string, log *slog.Logger) error {
 	host := strings.TrimPrefix(clientURL, "nats://")
-	dir := filepath.Join(storeDir, ReadersDir)
-	if err := os.MkdirAll(dir, 0o700); err != nil {
-		return fmt.Errorf("%w: %w", ErrStoreDir, err)
-	}
 	for i, r := range configured {
 		if r.Password != "" {
 			continue
 		}
-		u := url.URL{Scheme: "nats", User: url.UserPassword(r.Name, resolved[i].Password), Host: host}
-		content := []byte(u.String() + "\n")
 		path := ReaderFile(storeDir, r.Name)
-		if old, err := os.ReadFile(path); err == nil && bytes.Equal(old, content) {
-			continue
+		if _, err := writeURLFile(path, r.Name, resolved[i].Password, host); err != nil {
+			return err
 		}
-		// Written aside and renamed, so that a reader never reads half a
-		// file.
-		tmp := path + ".tmp"
-		if err := os.WriteFile(tmp, content, 0o600); err != nil {
-			return fmt.Errorf("%w: %w", ErrStoreDir, err)
-		}
-		if err := os.Rename(tmp, path); err != nil {
-			return fmt.Errorf("%w: %w", ErrStoreDir, err)
-		}
-		for _, name := range created {
-			if name == r.Name {
-				log.Info("new reader credentials: a service connects with the URL in this file",
-					slog.String("reader", r.Name), slog.String("file", path))
-			}
+		if slices.Contains(created, r.Name) {
+			log.Info("new reader credentials: a service connects with the URL in this file",
+				slog.String("reader", r.Name), slog.String("file", path))
 		}
 	}
 	return nil

@@ -69,7 +69,8 @@ const (
 //
 // Access: BridgeUser, with a password drawn at random by Start (never
 // logged, never written anywhere; read it with Server.BridgeCredentials),
-// may do anything. Each of Readers logs in with its own name and password
+// may do anything, and so may OperatorUser, whose password Start keeps in
+// OperatorFile (mode 0600) for an operator's tools. Each of Readers logs in with its own name and password
 // into a NATS account of its own: it receives what the bridge publishes,
 // reads the streams and creates, uses and deletes consumers of its own
 // (named after it), within the bounds in access.go, and nothing else. It
@@ -267,6 +268,10 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 	if err != nil {
 		return nil, err
 	}
+	operatorPassword, _, err := filePassword(OperatorFile(cfg.StoreDir))
+	if err != nil {
+		return nil, err
+	}
 	opts := &server.Options{
 		ServerName: "senfenico-bridge",
 		Host:       host,
@@ -291,7 +296,7 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 		NoSigs: true,
 	}
 	if !cfg.OpenAccess {
-		restrictAccess(opts, bridgePassword, readers)
+		restrictAccess(opts, bridgePassword, operatorPassword, readers)
 	}
 	ns, err := server.NewServer(opts)
 	if err != nil {
@@ -333,6 +338,14 @@ func Start(cfg EmbeddedConfig) (*Server, error) {
 			return nil, err
 		}
 		if err := writeReaderFiles(cfg.StoreDir, ns.ClientURL(), cfg.Readers, readers, createdReaders, logger); err != nil {
+			g.stop()
+			stop()
+			return nil, err
+		}
+	}
+	if !cfg.OpenAccess {
+		host := strings.TrimPrefix(ns.ClientURL(), "nats://")
+		if _, err := writeURLFile(OperatorFile(cfg.StoreDir), OperatorUser, operatorPassword, host); err != nil {
 			g.stop()
 			stop()
 			return nil, err

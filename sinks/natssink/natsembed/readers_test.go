@@ -611,3 +611,31 @@ func TestReaderCredentialsFile(t *testing.T) {
 		t.Errorf("a reader without a file: %v", err)
 	}
 }
+
+// The operator's file lets a tool beside the bridge publish (a replay);
+// nobody gets that right from a reader's file.
+func TestOperatorCredentials(t *testing.T) {
+	dir := t.TempDir()
+	srv, err := natsembed.Start(natsembed.EmbeddedConfig{Listen: "127.0.0.1:0", StoreDir: dir, Readers: []natsembed.Reader{orders}, EventSubjects: []string{"checkout.>"}})
+	if err != nil {
+		t.Fatal(err)
+	}
+	t.Cleanup(func() { srv.Shutdown(context.Background()) })
+	publishEvents(t, bridgeSink(t, srv), "checkout.first.success", 1) // the stream, with the family
+	rawURL, user, _, err := natsembed.ReadOperatorFile(dir)
+	if err != nil || user != natsembed.OperatorUser {
+		t.Fatalf("operator file: %q %q %v", rawURL, user, err)
+	}
+	if st, err := os.Stat(natsembed.OperatorFile(dir)); err != nil || st.Mode().Perm() != 0o600 {
+		t.Fatalf("operator file mode %v, %v; want 0600", st.Mode(), err)
+	}
+	nc, err := nats.Connect(rawURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer nc.Close()
+	js, _ := jetstream.New(nc)
+	if _, err := js.Publish(testContext(t), "checkout.replayed.success", []byte("{}")); err != nil {
+		t.Fatalf("the operator cannot publish: %v", err)
+	}
+}

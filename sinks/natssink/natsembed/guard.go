@@ -9,6 +9,7 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/nats-io/nats-server/v2/server"
@@ -30,6 +31,11 @@ import (
 // and the messages of a pull go there without passing through the guard
 // (a client may not publish with a "$JS.ACK." reply, only the server), so
 // the guard adds one hop to a request and none to a message read.
+
+// What one reader may have waiting in one of the guard's subscriptions
+// before more is dropped (nats.go's defaults, 512k messages and 64 MiB,
+// would let 32 readers hold gigabytes).
+const pendingRequests, pendingBytes = 10000, 8 << 20
 
 // errCodeReaderRefused is the err_code of the guard's refusals: outside
 // nats-server's own codes, so a client shows it as a plain API error.
@@ -60,9 +66,22 @@ type guardedReader struct {
 
 // startGuard connects in process as the bridge and serves every reader.
 func startGuard(ns *server.Server, bridgePassword string, readers []Reader, log *slog.Logger) (*guard, error) {
+	var lastDrop atomic.Int64
 	nc, err := nats.Connect("", nats.InProcessServer(ns), nats.UserInfo(BridgeUser, bridgePassword),
 		nats.Name("senfenico-bridge reader guard"), nats.CustomInboxPrefix(BridgeInboxPrefix+".guard"),
-		nats.MaxReconnects(-1))
+		nats.MaxReconnects(-1),
+		// A reader that floods its requests past the pending bound below
+		// has them dropped; said at most every 10 s.
+		nats.ErrorHandler(func(_ *nats.Conn, sub *nats.Subscription, err error) {
+			if now := time.Now().UnixNano(); now-lastDrop.Load() > int64(10*time.Second) {
+				lastDrop.Store(now)
+				subject := ""
+				if sub != nil {
+					subject = sub.Subject
+				}
+				log.Warn("reader requests dropped: a reader sends faster than the guard answers", "subject", subject, "err", err)
+			}
+		}))
 	if err != nil {
 		return nil, fmt.Errorf("natsembed: reader guard: %w", err)
 	}
@@ -86,7 +105,14 @@ func startGuard(ns *server.Server, bridgePassword string, readers []Reader, log 
 			accountInfoSubject(r.Name): func(m *nats.Msg) { g.serveAccountInfo(gr, m) },
 		}
 		for subject, handler := range subs {
-			if _, err := nc.Subscribe(subject, handler); err != nil {
+			sub, err := nc.Subscribe(subject, handler)
+			if err == nil {
+				// What a reader has waiting in the guard is bounded: the
+				// rates above refuse what comes faster, this drops what
+				// comes faster than refusals.
+				err = sub.SetPendingLimits(pendingRequests, pendingBytes)
+			}
+			if err != nil {
 				nc.Close()
 				return nil, fmt.Errorf("natsembed: reader guard: %w", err)
 			}
@@ -190,6 +216,10 @@ func (g *guard) serveAPI(r *guardedReader, api string, m *nats.Msg) {
 	case len(tokens) >= 3 && tokens[0] == "DIRECT" && tokens[1] == "GET":
 		// Served by the stream itself, in the bridge's account: its answer
 		// reaches the reader's inbox directly.
+		if err := boundDirectGet(m.Data); err != nil {
+			g.refuse(r, m, "direct_get", "%v", err)
+			return
+		}
 		g.forward(r, "$JS.API."+api, m, m.Data)
 	case tokens[0] == "CONSUMER" && len(tokens) >= 3 && tokens[1] == "CREATE",
 		len(tokens) == 5 && tokens[0] == "CONSUMER" && tokens[1] == "DURABLE" && tokens[2] == "CREATE":
@@ -290,6 +320,28 @@ func (g *guard) refuse(r *guardedReader, m *nats.Msg, kind, format string, args 
 	e.Error.Description = description
 	body, _ := json.Marshal(e)
 	_ = g.nc.Publish(to, body)
+}
+
+// boundDirectGet refuses a direct get asking for more messages, or more
+// subjects, than a pull may.
+func boundDirectGet(body []byte) error {
+	var req struct {
+		Batch     int      `json:"batch"`
+		MultiLast []string `json:"multi_last"`
+	}
+	if len(strings.TrimSpace(string(body))) == 0 {
+		return nil
+	}
+	if err := json.Unmarshal(body, &req); err != nil {
+		return fmt.Errorf("direct get request is not JSON: %v", err)
+	}
+	if req.Batch > MaxRequestBatch {
+		return fmt.Errorf("direct get of %d messages, at most %d", req.Batch, MaxRequestBatch)
+	}
+	if len(req.MultiLast) > MaxFilterSubjects {
+		return fmt.Errorf("direct get of %d subjects, at most %d", len(req.MultiLast), MaxFilterSubjects)
+	}
+	return nil
 }
 
 // boundPull checks a pull request's size and gives a pull that would wait

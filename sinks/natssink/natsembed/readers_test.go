@@ -522,6 +522,10 @@ func TestReaderRequestsAreBounded(t *testing.T) {
 	}
 	inbox := nats.NewInbox()
 	sub, _ := nc.SubscribeSync(inbox)
+	resp, err := nc.Request("$JS.API.DIRECT.GET.SENFENICO", []byte(`{"batch":100000,"seq":1}`), 2*time.Second)
+	if err != nil || !strings.Contains(string(resp.Data)+fmt.Sprint(resp.Header), "at most") {
+		t.Errorf("a direct get of 100,000 messages: %v %v", resp, err)
+	}
 	body, _ := json.Marshal(map[string]any{"batch": 1, "expires": int64(2 * natsembed.MaxRequestExpires)})
 	nc.PublishRequest("$JS.API.CONSUMER.MSG.NEXT.SENFENICO.reader", inbox, body)
 	m, err := sub.NextMsg(2 * time.Second)

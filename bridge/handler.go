@@ -106,7 +106,10 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		return s.fail(w, outSinkUnavailable, bodyUnavail), &msg, err
 	}
 	out := outcomeOf(msg.DeadLetterReason)
-	if receipt.Duplicate && out == outPublished {
+	if receipt.Duplicate {
+		// Whatever the message: a resend of a dead letter is no new dead
+		// letter, or dead-letter alerts would grow with Senfenico's retries
+		// of one bad event.
 		out = outDuplicate
 	}
 	if receipt.Spooled && out == outPublished {

@@ -307,24 +307,32 @@ func TestByteVariantsAreDuplicates(t *testing.T) {
 }
 
 func TestDeadLetters(t *testing.T) {
+	const json, octets = sinks.ContentTypeJSON, sinks.ContentTypeOctetStream
 	tests := []struct {
-		name       string
-		body       string
-		wantReason string
-		wantType   string
+		name            string
+		body            string
+		wantReason      string
+		wantType        string
+		wantContentType string
 	}{
-		{"wildcard", `{"event": "checkout.>", "data": {}}`, sinks.ReasonUnroutable, "checkout.>"},
-		{"space", `{"event": "checkout success", "data": {}}`, sinks.ReasonUnroutable, "checkout success"},
-		{"empty token", `{"event": "checkout..success", "data": {}}`, sinks.ReasonUnroutable, "checkout..success"},
-		{"dollar", `{"event": "$JS.API.STREAM.DELETE.SENFENICO", "data": {}}`, sinks.ReasonUnroutable, "$JS.API.STREAM.DELETE.SENFENICO"},
-		{"empty", `{"event": "", "data": {}}`, sinks.ReasonUnroutable, ""},
-		{"newline", `{"event": "a\nb", "data": {}}`, sinks.ReasonUnroutable, "a%0Ab"},
-		{"non-ASCII", `{"event": "caf\u00e9.ok", "data": {}}`, sinks.ReasonUnroutable, "caf%C3%A9.ok"},
-		{"too long", `{"event": "` + strings.Repeat("a", 250) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a", 250)},
-		{"type header cut", `{"event": "` + strings.Repeat("a.", 200) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a.", 200)[:maxTypeHeader]},
-		{"data string not JSON", `{"event": "charge.success", "data": "not json"}`, sinks.ReasonMalformedData, "charge.success"},
-		{"data missing", `{"event": "charge.success"}`, sinks.ReasonMalformedData, "charge.success"},
-		{"NaN in data", `{"event": "charge.success", "data": {"fees": NaN}}`, sinks.ReasonMalformedData, "charge.success"},
+		{"wildcard", `{"event": "checkout.>", "data": {}}`, sinks.ReasonUnroutable, "checkout.>", json},
+		{"space", `{"event": "checkout success", "data": {}}`, sinks.ReasonUnroutable, "checkout success", json},
+		{"empty token", `{"event": "checkout..success", "data": {}}`, sinks.ReasonUnroutable, "checkout..success", json},
+		{"dollar", `{"event": "$JS.API.STREAM.DELETE.SENFENICO", "data": {}}`, sinks.ReasonUnroutable, "$JS.API.STREAM.DELETE.SENFENICO", json},
+		{"empty", `{"event": "", "data": {}}`, sinks.ReasonUnroutable, "", json},
+		// ce-type is a CloudEvents string, plain UTF-8 that each sink
+		// encodes as its binding says: a control character cannot be one.
+		{"newline", `{"event": "a\nb", "data": {}}`, sinks.ReasonUnroutable, "a\uFFFDb", json},
+		{"non-ASCII", `{"event": "caf\u00e9.ok", "data": {}}`, sinks.ReasonUnroutable, "café.ok", json},
+		{"percent and quote", `{"event": "100% \"sure\"", "data": {}}`, sinks.ReasonUnroutable, `100% "sure"`, json},
+		{"too long", `{"event": "` + strings.Repeat("a", 250) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a", 250), json},
+		{"type header cut", `{"event": "` + strings.Repeat("a.", 200) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("a.", 200)[:maxTypeHeader], json},
+		{"type cut between characters", `{"event": "` + strings.Repeat("é", 200) + `", "data": {}}`, sinks.ReasonUnroutable, strings.Repeat("é", maxTypeHeader/2), json},
+		// A body the bridge verifies but that is not JSON claims nothing.
+		{"unroutable with NaN", `{"event": "a b", "data": {"fees": NaN}}`, sinks.ReasonUnroutable, "a b", octets},
+		{"data string not JSON", `{"event": "charge.success", "data": "not json"}`, sinks.ReasonMalformedData, "charge.success", octets},
+		{"data missing", `{"event": "charge.success"}`, sinks.ReasonMalformedData, "charge.success", octets},
+		{"NaN in data", `{"event": "charge.success", "data": {"fees": NaN}}`, sinks.ReasonMalformedData, "charge.success", octets},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -340,6 +348,9 @@ func TestDeadLetters(t *testing.T) {
 			m := msgs[0]
 			if m.Subject != DefaultDeadLetterSubject || m.DeadLetterReason != tt.wantReason || m.Type != tt.wantType {
 				t.Fatalf("subject %q reason %q type %q, want %q %q %q", m.Subject, m.DeadLetterReason, m.Type, DefaultDeadLetterSubject, tt.wantReason, tt.wantType)
+			}
+			if got := m.DataContentType(); got != tt.wantContentType {
+				t.Errorf("content type %q, want %q", got, tt.wantContentType)
 			}
 			if string(m.Body) != tt.body {
 				t.Fatalf("dead letter body %q, want the request body", m.Body)

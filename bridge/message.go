@@ -1,7 +1,9 @@
 package bridge
 
 import (
+	"encoding/json"
 	"time"
+	"unicode/utf8"
 
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
@@ -44,7 +46,7 @@ func (r router) classify(n *webhook.Notification, body []byte, received time.Tim
 	msg.Body = envelopeBody(n.Event, n.Data)
 	if r.enforce != nil {
 		if err := r.enforce.Validate(msg.Type, msg.Body); err != nil {
-			return r.deadLetter(msg, n.Event, body, sinks.ReasonSchema, headerSafe(err.Error(), maxDetailHeader))
+			return r.deadLetter(msg, n.Event, body, sinks.ReasonSchema, attribute(err.Error(), maxDetailHeader))
 		}
 	}
 	return msg
@@ -58,11 +60,25 @@ const maxDetailHeader = 1024
 // subject with the request body as received.
 func (r router) deadLetter(msg sinks.Message, event string, body []byte, reason, detail string) sinks.Message {
 	msg.Subject = r.deadLetterSubject
-	msg.Type = headerSafe(event, maxTypeHeader)
+	msg.Type = attribute(event, maxTypeHeader)
 	msg.Body = body
+	msg.ContentType = deadLetterContentType(body, reason)
 	msg.DeadLetterReason = reason
 	msg.DeadLetterDetail = detail
 	return msg
+}
+
+// deadLetterContentType is the media type a dead letter's body may claim
+// ("" for JSON). The body goes on as received, and the Python rule verifies
+// bodies that are not JSON (NaN, a byte order mark), so it is JSON only when
+// it is valid UTF-8 and RFC 8259 JSON. A malformed-data dead letter never
+// claims JSON: its data could not be read as JSON, whatever the envelope is.
+// The check costs a pass over the body, for dead letters only.
+func deadLetterContentType(body []byte, reason string) string {
+	if reason == sinks.ReasonMalformedData || !utf8.Valid(body) || !json.Valid(body) {
+		return sinks.ContentTypeOctetStream
+	}
+	return ""
 }
 
 // envelopeBody writes {"event": "<event>", "data": <data>} in the layout
@@ -77,35 +93,50 @@ func envelopeBody(event string, data []byte) []byte {
 	return append(b, tail...)
 }
 
-// headerSafe percent-encodes every byte outside printable ASCII, and '%'
-// itself, as the CloudEvents HTTP binding does for header values, and cuts
-// the result at max bytes without splitting an escape.
-func headerSafe(s string, max int) string {
-	const hexDigits = "0123456789ABCDEF"
-	clean := true
-	for i := 0; i < len(s); i++ {
-		if c := s[i]; c < 0x20 || c > 0x7e || c == '%' {
+// attribute returns s as a CloudEvents string of at most max bytes: every
+// byte of invalid UTF-8 and every character a CloudEvents string may not
+// hold (controls U+0000-U+001F and U+007F-U+009F, noncharacters) replaced by
+// U+FFFD, cut at max bytes without splitting a character. Such a value is
+// plain UTF-8 on Kafka and percent-encodes on NATS (each sink's own job), so
+// it reads the same through both bindings. Printable ASCII within max comes
+// back as it is, without allocating.
+func attribute(s string, max int) string {
+	clean := len(s) <= max
+	for i := 0; clean && i < len(s); i++ {
+		if c := s[i]; c < 0x20 || c > 0x7e {
 			clean = false
-			break
 		}
 	}
-	if clean && len(s) <= max {
+	if clean {
 		return s
 	}
-	out := make([]byte, 0, min(len(s)*3, max))
-	for i := 0; i < len(s); i++ {
-		c := s[i]
-		if c < 0x20 || c > 0x7e || c == '%' {
-			if len(out)+3 > max {
-				break
-			}
-			out = append(out, '%', hexDigits[c>>4], hexDigits[c&0xf])
-			continue
+	const replacement = "\uFFFD"
+	out := make([]byte, 0, min(len(s), max))
+	for i := 0; i < len(s); {
+		r, size := utf8.DecodeRuneInString(s[i:])
+		char := s[i : i+size]
+		if !allowed(r, size) {
+			char = replacement
 		}
-		if len(out)+1 > max {
+		if len(out)+len(char) > max {
 			break
 		}
-		out = append(out, c)
+		out = append(out, char...)
+		i += size
 	}
 	return string(out)
+}
+
+// allowed reports whether the character r, decoded from size bytes, may be
+// part of a CloudEvents string.
+func allowed(r rune, size int) bool {
+	switch {
+	case r == utf8.RuneError && size == 1: // invalid UTF-8
+		return false
+	case r < 0x20, r >= 0x7f && r <= 0x9f:
+		return false
+	case r >= 0xfdd0 && r <= 0xfdef, r&0xfffe == 0xfffe:
+		return false
+	}
+	return true
 }

@@ -16,7 +16,9 @@ type outcome struct {
 }
 
 // The outcomes of a webhook request. A 200 is either a fresh publish, a
-// duplicate, or a dead letter; the rest are refusals.
+// duplicate (a resend of anything the sink already holds, dead letters
+// included: a dead letter's reason counts its first copy only), or a dead
+// letter; the rest are refusals.
 var (
 	outPublished       = outcome{200, "published"}
 	outDuplicate       = outcome{200, "duplicate"}

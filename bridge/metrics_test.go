@@ -1,6 +1,7 @@
 package bridge
 
 import (
+	"errors"
 	"net/http"
 	"net/http/httptest"
 	"strings"
@@ -60,5 +61,70 @@ func TestRequestMetrics(t *testing.T) {
 	}
 	if strings.Contains(text, testKey) {
 		t.Fatal("a webhook key appears in the metrics")
+	}
+}
+
+// TestDeadLetterResendCountsAsDuplicate: Senfenico resends an event until it
+// gets a 200 it receives, so one bad event can arrive many times. Only the
+// first is a new dead letter; each resend is answered as a duplicate and
+// must be counted as one, or dead-letter alerts would grow with Senfenico's
+// retries instead of with bad events.
+func TestDeadLetterResendCountsAsDuplicate(t *testing.T) {
+	invalid := fakeValidator{errors.New("data.amount: want integer")}
+	tests := []struct {
+		name  string
+		sink  func() *memsink.Sink
+		edit  func(*Config)
+		body  string
+		first outcome
+	}{
+		{name: "unroutable", body: `{"event": "checkout success", "data": {}}`, first: outUnroutable},
+		{name: "reserved name", body: `{"event": "_INBOX.x", "data": {}}`, first: outReserved},
+		{
+			name: "family not listed", edit: func(c *Config) { c.Families = []string{"checkout"} },
+			body: `{"event": "refund.created", "data": {}}`, first: outFamilyNotListed,
+		},
+		{name: "malformed data", body: `{"event": "charge.success", "data": "not json"}`, first: outMalformedData},
+		{
+			name: "schema-invalid", edit: func(c *Config) { c.SchemaMode, c.Validator = SchemaEnforce, invalid },
+			body: `{"event": "charge.success", "data": {"amount": "ten"}}`, first: outSchemaInvalid,
+		},
+		{
+			name: "subject refused", sink: func() *memsink.Sink { return refusingSink(false) },
+			body: `{"event": "refund.created", "data": {"reference": "r"}}`, first: outSubjectRefused,
+		},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			sink := memsink.New(memsink.WithDedupByID())
+			if tt.sink != nil {
+				sink = tt.sink()
+			}
+			s := newTestServer(t, sink, tt.edit)
+			h := s.Handler()
+			const resends = 3
+			for i := range 1 + resends {
+				rec := post(t, h, tt.body, signed(tt.body, testKey))
+				if rec.Code != http.StatusOK {
+					t.Fatalf("send %d: status %d", i, rec.Code)
+				}
+				if a := decodeAccepted(t, rec); a.Duplicate != (i > 0) || a.Subject != DefaultDeadLetterSubject {
+					t.Fatalf("send %d answered %+v", i, a)
+				}
+			}
+			if n := len(sink.Messages()); n != 1 {
+				t.Fatalf("%d dead letters stored, want 1", n)
+			}
+			for o, want := range map[outcome]float64{tt.first: 1, outDuplicate: resends, outPublished: 0} {
+				if got := testutil.ToFloat64(s.metrics.requests[o]); got != want {
+					t.Errorf("requests{code=%d,reason=%s} = %v, want %v", o.status, o.reason, got, want)
+				}
+			}
+			if tt.first == outSchemaInvalid {
+				if got := testutil.ToFloat64(s.metrics.schemaInvalid); got != 1 {
+					t.Errorf("schema_invalid_total = %v after one invalid event and its resends, want 1", got)
+				}
+			}
+		})
 	}
 }

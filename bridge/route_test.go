@@ -9,6 +9,7 @@ import (
 	"regexp"
 	"strings"
 	"testing"
+	"unicode/utf8"
 
 	"github.com/prometheus/client_golang/prometheus/testutil"
 
@@ -78,10 +79,41 @@ func FuzzRoutable(f *testing.F) {
 		if ok != (routablePattern.MatchString(event) && len("p."+event) <= MaxSubjectLen) || (ok && subject != "p."+event) {
 			t.Fatalf("subject(%q) = %q, %v", event, subject, ok)
 		}
-		if h := headerSafe(event, maxTypeHeader); len(h) > maxTypeHeader || strings.ContainsFunc(h, func(r rune) bool { return r < 0x20 || r > 0x7e }) {
-			t.Fatalf("headerSafe(%q) = %q: too long or not printable ASCII", event, h)
+		if a := attribute(event, maxTypeHeader); len(a) > maxTypeHeader || !utf8.ValidString(a) || strings.ContainsFunc(a, func(r rune) bool { return !allowed(r, utf8.RuneLen(r)) }) {
+			t.Fatalf("attribute(%q) = %q: too long, or not a CloudEvents string", event, a)
 		}
 	})
+}
+
+// TestAttribute: a dead letter's ce-type and detail are CloudEvents strings
+// (plain text; percent-encoding is the NATS sink's job), cut at a bound
+// without splitting a character.
+func TestAttribute(t *testing.T) {
+	tests := []struct {
+		name string
+		in   string
+		max  int
+		want string
+	}{
+		{name: "printable ASCII as is", in: `a "b" 100%`, max: 16, want: `a "b" 100%`},
+		{name: "non-ASCII as is", in: "café ✓ 😀", max: 32, want: "café ✓ 😀"},
+		{name: "controls", in: "a\nb\x00c\x7fd\u0085e", max: 32, want: "a\uFFFDb\uFFFDc\uFFFDd\uFFFDe"},
+		{name: "invalid UTF-8", in: "a\xffb\xc3", max: 32, want: "a\uFFFDb\uFFFD"},
+		{name: "noncharacters", in: "a\uFDD0b\uFFFEc\U0010FFFF", max: 32, want: "a\uFFFDb\uFFFDc\uFFFD"},
+		{name: "cut", in: "abcdef", max: 4, want: "abcd"},
+		{name: "cut before a character that does not fit", in: "abc\u00e9", max: 4, want: "abc"},
+		{name: "cut before a replacement that does not fit", in: "ab\n", max: 4, want: "ab"},
+	}
+	for _, tc := range tests {
+		t.Run(tc.name, func(t *testing.T) {
+			if got := attribute(tc.in, tc.max); got != tc.want {
+				t.Fatalf("attribute(%q, %d) = %q, want %q", tc.in, tc.max, got, tc.want)
+			}
+		})
+	}
+	if n := testing.AllocsPerRun(100, func() { _ = attribute("checkout success", maxTypeHeader) }); n != 0 {
+		t.Errorf("attribute allocates %v times for printable ASCII, want 0", n)
+	}
 }
 
 // TestClassify: every verified notification becomes exactly one message,

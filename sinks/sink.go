@@ -33,6 +33,17 @@ var (
 // Source is the CloudEvents source of every message the bridge publishes.
 const Source = "senfenico"
 
+// Media types of a message's Body (Message.ContentType).
+const (
+	// ContentTypeJSON is the body of a routed event, and of a dead letter
+	// whose body is JSON.
+	ContentTypeJSON = "application/json"
+	// ContentTypeOctetStream is the body of a dead letter that is not JSON
+	// (every ReasonMalformedData dead letter among them): bytes as received,
+	// promising nothing.
+	ContentTypeOctetStream = "application/octet-stream"
+)
+
 // Dead-letter reasons, carried in Message.DeadLetterReason.
 const (
 	// ReasonUnroutable: the event name is not a valid subject or topic.
@@ -70,23 +81,42 @@ type Message struct {
 	// uses it as Nats-Msg-Id; consumers deduplicate on it.
 	ID string
 	// Type is the CloudEvents type (ce-type): the event name as Senfenico sent
-	// it (for dead letters, percent-encoded and possibly truncated, since it
-	// may hold any character).
+	// it. A dead letter's may hold any character, so the bridge makes it a
+	// CloudEvents string (invalid UTF-8 and control characters replaced by
+	// U+FFFD) and cuts it at 256 bytes; the full name stays in Body. Sinks
+	// carry it as their binding says: percent-encoded on NATS, plain UTF-8
+	// on Kafka.
 	Type string
 	// Time is when the bridge received the notification (ce-time).
 	Time time.Time
 	// Key orders related events: data.reference when present, else ID. Kafka
 	// uses it as the record key.
 	Key string
-	// Body is the JSON body: {"event": ..., "data": {...}} for routed events,
-	// the request body exactly as received for dead letters.
+	// Body is the data: {"event": ..., "data": {...}} for routed events, the
+	// request body exactly as received for dead letters (not always JSON:
+	// see ContentType).
 	Body []byte
+	// ContentType is Body's media type (CloudEvents datacontenttype; header
+	// content-type, and ce-datacontenttype on NATS): empty for
+	// ContentTypeJSON, ContentTypeOctetStream for a dead letter whose body
+	// is not JSON. DataContentType resolves the empty value.
+	ContentType string
 	// DeadLetterReason is empty for routed events, one of the Reason*
 	// constants for dead letters (header ce-deadletterreason).
 	DeadLetterReason string
-	// DeadLetterDetail explains the reason in a line of printable ASCII
-	// (header ce-deadletterdetail); empty when there is nothing to add.
+	// DeadLetterDetail explains the reason in one line of UTF-8 without
+	// control characters (header ce-deadletterdetail); empty when there is
+	// nothing to add.
 	DeadLetterDetail string
+}
+
+// DataContentType returns the media type of m's Body: m.ContentType, or
+// ContentTypeJSON when it is empty.
+func (m *Message) DataContentType() string {
+	if m.ContentType == "" {
+		return ContentTypeJSON
+	}
+	return m.ContentType
 }
 
 // Receipt is what a Sink reports about a confirmed message.

@@ -131,7 +131,12 @@ func printEvent(w io.Writer, m *nats.Msg) {
 	}
 	line := fmt.Sprintf("%s %s ce-id=%s", at.UTC().Format("2006-01-02T15:04:05.000Z07:00"), m.Subject, id)
 	if reason := m.Header.Get(natssink.HeaderDeadLetterReason); reason != "" {
+		// The NATS binding percent-encodes header values (the detail holds
+		// spaces and quotes); a value that does not decode is shown as sent.
 		if detail := m.Header.Get(natssink.HeaderDeadLetterDetail); detail != "" {
+			if decoded, err := natssink.DecodeHeaderValue(detail); err == nil {
+				detail = decoded
+			}
 			reason += ": " + detail
 		}
 		line += " [dead letter: " + reason + "]"

@@ -107,7 +107,7 @@ func TestTail(t *testing.T) {
 		`{"event": "charge.success", "data": {"reference": "9531985d-5d9d-c9f8-1818-e811892f902b", "amount": 2000}}`)
 	routedOut := "2024-06-01T10:00:00.123Z " + prefix + "charge.success ce-id=0123456789abcdef0123456789abcdef\n" +
 		"  {\n    \"event\": \"charge.success\",\n    \"data\": {\n      \"reference\": \"9531985d-5d9d-c9f8-1818-e811892f902b\",\n      \"amount\": 2000\n    }\n  }\n"
-	dead := contractMsg(prefix+"senfenico.unroutable", "fedcba9876543210fedcba9876543210", "2024-06-01T10:00:01Z", "unroutable-event", "event has a space",
+	dead := contractMsg(prefix+"senfenico.unroutable", "fedcba9876543210fedcba9876543210", "2024-06-01T10:00:01Z", "unroutable-event", "event%20has%20a%20space",
 		"{\"event\": \"bad event\"\x1b[31m")
 	deadOut := "2024-06-01T10:00:01.000Z " + prefix + "senfenico.unroutable ce-id=fedcba9876543210fedcba9876543210 [dead letter: unroutable-event: event has a space]\n" +
 		"  \"{\\\"event\\\": \\\"bad event\\\"\\x1b[31m\"\n"

@@ -31,7 +31,8 @@ import (
 )
 
 // Header names of a published record (CloudEvents Kafka protocol binding,
-// binary mode).
+// binary mode, which maps datacontenttype to content-type). Values are plain
+// UTF-8: the Kafka binding has no percent-encoding, so nothing is encoded.
 const (
 	HeaderSpecVersion      = "ce_specversion"
 	HeaderID               = "ce_id"
@@ -43,10 +44,11 @@ const (
 	HeaderDeadLetterDetail = "ce_deadletterdetail"
 )
 
-// Fixed header values.
+// Fixed header values. ContentType is a routed event's; a dead letter whose
+// body is not JSON has sinks.ContentTypeOctetStream.
 const (
 	SpecVersion = "1.0"
-	ContentType = "application/json"
+	ContentType = sinks.ContentTypeJSON
 )
 
 // topicConfigMargin is added to BatchBytes for max.message.bytes: a record
@@ -477,7 +479,7 @@ func Encode(msg *sinks.Message) kafka.Message {
 	headers[2] = kafka.Header{Key: HeaderType, Value: []byte(msg.Type)}
 	headers[3] = kafka.Header{Key: HeaderSource, Value: []byte(sinks.Source)}
 	headers[4] = kafka.Header{Key: HeaderTime, Value: msg.Time.UTC().AppendFormat(nil, time.RFC3339Nano)}
-	headers[5] = kafka.Header{Key: HeaderContentType, Value: []byte(ContentType)}
+	headers[5] = kafka.Header{Key: HeaderContentType, Value: []byte(msg.DataContentType())}
 	if msg.DeadLetterReason != "" {
 		headers = append(headers, kafka.Header{Key: HeaderDeadLetterReason, Value: []byte(msg.DeadLetterReason)})
 	}
@@ -494,14 +496,15 @@ func Encode(msg *sinks.Message) kafka.Message {
 	}
 }
 
-// Decode turns a record that a Sink published back into a sinks.Message.
-// Consumers and tests use it. It fails when ce_specversion, ce_source or
-// content-type differ from what Encode writes, when ce_id is missing, when
-// ce_time is not RFC 3339, or when a header appears twice.
+// Decode turns a record that a Sink published back into a sinks.Message
+// (ContentType is the content-type header). Consumers and tests use it. It
+// fails when ce_specversion or ce_source differ from what Encode writes,
+// when ce_id or content-type is missing, when ce_time is not RFC 3339, or
+// when a header appears twice.
 func Decode(m kafka.Message) (sinks.Message, error) {
 	out := sinks.Message{Subject: m.Topic, Key: string(m.Key), Body: m.Value}
 	seen := make(map[string]bool, len(m.Headers))
-	var specVersion, source, contentType, ceTime string
+	var specVersion, source, ceTime string
 	for _, h := range m.Headers {
 		if seen[h.Key] {
 			return out, fmt.Errorf("kafkasink: decode %s: header %s twice", m.Topic, h.Key)
@@ -520,7 +523,7 @@ func Decode(m kafka.Message) (sinks.Message, error) {
 		case HeaderTime:
 			ceTime = v
 		case HeaderContentType:
-			contentType = v
+			out.ContentType = v
 		case HeaderDeadLetterReason:
 			out.DeadLetterReason = v
 		case HeaderDeadLetterDetail:
@@ -530,14 +533,15 @@ func Decode(m kafka.Message) (sinks.Message, error) {
 	for _, c := range []struct{ name, got, want string }{
 		{HeaderSpecVersion, specVersion, SpecVersion},
 		{HeaderSource, source, sinks.Source},
-		{HeaderContentType, contentType, ContentType},
 	} {
 		if c.got != c.want {
 			return out, fmt.Errorf("kafkasink: decode %s: %s = %q, want %q", m.Topic, c.name, c.got, c.want)
 		}
 	}
-	if out.ID == "" {
-		return out, fmt.Errorf("kafkasink: decode %s: no %s header", m.Topic, HeaderID)
+	for _, c := range []struct{ name, got string }{{HeaderID, out.ID}, {HeaderContentType, out.ContentType}} {
+		if c.got == "" {
+			return out, fmt.Errorf("kafkasink: decode %s: no %s header", m.Topic, c.name)
+		}
 	}
 	t, err := time.Parse(time.RFC3339Nano, ceTime)
 	if err != nil {

@@ -17,7 +17,9 @@ import (
 
 // TestKcatReadsRecords reads what the sink wrote with kcat (librdkafka), a
 // client that shares no code with kafka-go, and checks partition, key,
-// timestamp, the exact header list and the body as it prints them.
+// timestamp, the exact header list and the body as it prints them. Header
+// values are plain UTF-8 (the Kafka binding has no percent-encoding), so a
+// dead letter's type and detail print as they were.
 func TestKcatReadsRecords(t *testing.T) {
 	kcat, err := exec.LookPath("kcat")
 	if err != nil {
@@ -29,11 +31,11 @@ func TestKcatReadsRecords(t *testing.T) {
 
 	routed := sinktest.NewMessage(topic)
 	dead := sinktest.NewMessage(topic)
-	dead.Type = "checkout..success"
+	dead.Type = "checkout..succès 100%"
 	dead.Key = dead.ID
-	dead.Body = []byte(`{"event": "checkout..success", "data": "{}"}`)
+	dead.Body = []byte(`{"event": "checkout..succès 100%", "data": "{}"}`)
 	dead.DeadLetterReason = sinks.ReasonUnroutable
-	dead.DeadLetterDetail = "event name has an empty token"
+	dead.DeadLetterDetail = `event name has an empty token and a "space"`
 
 	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
 	defer cancel()
@@ -70,7 +72,7 @@ func TestKcatReadsRecords(t *testing.T) {
 		wantPartition := (kafka.Murmur2Balancer{}).Balance(kafka.Message{Key: []byte(m.Key)}, 0, 1, 2)
 		headers := "ce_specversion=1.0,ce_id=" + m.ID + ",ce_type=" + m.Type +
 			",ce_source=senfenico,ce_time=" + m.Time.UTC().Format(time.RFC3339Nano) +
-			",content-type=application/json"
+			",content-type=" + m.DataContentType()
 		if m.DeadLetterReason != "" {
 			headers += ",ce_deadletterreason=" + m.DeadLetterReason + ",ce_deadletterdetail=" + m.DeadLetterDetail
 		}

@@ -171,25 +171,39 @@ func TestManagedStreamGetsRetention(t *testing.T) {
 	}
 }
 
-// The headers are the published contract: exactly these, nothing else.
+// The headers are the published contract: exactly these, nothing else,
+// string attributes percent-encoded as the CloudEvents NATS binding says.
 func TestHeadersExactly(t *testing.T) {
 	at := time.Date(2026, 3, 1, 12, 30, 45, 123456789, time.FixedZone("WAT", 3600))
 	tests := []struct {
-		name   string
-		mode   string
-		reason string
-		detail string
-		extra  nats.Header
+		name        string
+		mode        string
+		typ         string
+		contentType string
+		reason      string
+		detail      string
+		extra       nats.Header
 	}{
 		{name: "jetstream routed", mode: natssink.ModeJetStream},
 		{name: "core routed", mode: natssink.ModeCore},
 		{
 			name: "jetstream dead letter", mode: natssink.ModeJetStream, reason: sinks.ReasonUnroutable, detail: "empty token",
-			extra: nats.Header{"ce-deadletterreason": {sinks.ReasonUnroutable}, "ce-deadletterdetail": {"empty token"}},
+			typ: "checkout..succès", extra: nats.Header{
+				"ce-type":             {"checkout..succ%C3%A8s"},
+				"ce-deadletterreason": {sinks.ReasonUnroutable}, "ce-deadletterdetail": {"empty%20token"},
+			},
 		},
 		{
 			name: "dead letter without detail", mode: natssink.ModeCore, reason: sinks.ReasonSchema,
 			extra: nats.Header{"ce-deadletterreason": {sinks.ReasonSchema}},
+		},
+		{
+			name: "malformed data", mode: natssink.ModeJetStream, reason: sinks.ReasonMalformedData,
+			detail: `"data" string is not JSON`, contentType: sinks.ContentTypeOctetStream,
+			extra: nats.Header{
+				"ce-deadletterreason": {sinks.ReasonMalformedData}, "ce-deadletterdetail": {"%22data%22%20string%20is%20not%20JSON"},
+				"ce-datacontenttype": {"application/octet-stream"}, "content-type": {"application/octet-stream"},
+			},
 		},
 	}
 	b := startBroker(t)
@@ -206,20 +220,24 @@ func TestHeadersExactly(t *testing.T) {
 				t.Fatal(err)
 			}
 			m := sinktest.NewMessage(subject)
-			m.Time, m.DeadLetterReason, m.DeadLetterDetail = at, tc.reason, tc.detail
+			m.Time, m.DeadLetterReason, m.DeadLetterDetail, m.ContentType = at, tc.reason, tc.detail, tc.contentType
+			if tc.typ != "" {
+				m.Type = tc.typ
+			}
 			publish(t, s, m)
 			got, err := sub.NextMsg(5 * time.Second)
 			if err != nil {
 				t.Fatal(err)
 			}
 			want := nats.Header{
-				"ce-specversion": {"1.0"},
-				"ce-id":          {m.ID},
-				"ce-type":        {m.Type},
-				"ce-source":      {"senfenico"},
-				"ce-time":        {"2026-03-01T11:30:45.123456789Z"},
-				"content-type":   {"application/json"},
-				"Nats-Msg-Id":    {m.ID},
+				"ce-specversion":     {"1.0"},
+				"ce-id":              {m.ID},
+				"ce-type":            {m.Type},
+				"ce-source":          {"senfenico"},
+				"ce-time":            {"2026-03-01T11:30:45.123456789Z"},
+				"ce-datacontenttype": {"application/json"},
+				"content-type":       {"application/json"},
+				"Nats-Msg-Id":        {m.ID},
 			}
 			for k, v := range tc.extra {
 				want[k] = v
@@ -234,6 +252,14 @@ func TestHeadersExactly(t *testing.T) {
 			}
 			if !bytes.Equal(got.Data, m.Body) {
 				t.Errorf("body = %q, want %q", got.Data, m.Body)
+			}
+			d, err := natssink.Decode(got)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if d.Type != m.Type || d.DeadLetterDetail != m.DeadLetterDetail || d.DataContentType() != m.DataContentType() {
+				t.Errorf("Decode: type %q, detail %q, content type %q; want %q, %q, %q",
+					d.Type, d.DeadLetterDetail, d.DataContentType(), m.Type, m.DeadLetterDetail, m.DataContentType())
 			}
 		})
 	}

@@ -220,6 +220,7 @@ func (s *suite) compare(t *testing.T, got, want *sinks.Message) {
 			t.Errorf("message %s: Body = %q, want %q", want.ID, got.Body, want.Body)
 		}
 	}
+	check("ContentType", got.DataContentType(), want.DataContentType())
 	check("DeadLetterReason", got.DeadLetterReason, want.DeadLetterReason)
 	check("DeadLetterDetail", got.DeadLetterDetail, want.DeadLetterDetail)
 }
@@ -252,23 +253,29 @@ func (s *suite) testPublishRoundTrip(t *testing.T) {
 
 func (s *suite) testDeadLetterRoundTrip(t *testing.T) {
 	tests := []struct {
-		name   string
-		reason string
-		detail string
-		typ    string
-		body   []byte
+		name        string
+		reason      string
+		detail      string
+		typ         string
+		contentType string
+		body        []byte
 	}{
 		{
+			// Type and detail are plain UTF-8 holding what a header line
+			// cannot carry as it is: each sink encodes them as its binding
+			// says (NATS percent-encodes, Kafka does not) and must give
+			// them back unchanged.
 			name:   "unroutable with detail",
 			reason: sinks.ReasonUnroutable,
-			detail: "event name has an empty token",
-			typ:    "checkout..success%20%E2%9C%93",
-			body:   []byte(`{"event":"checkout..success ✓","data":"{\"reference\": \"r\"}"}`),
+			detail: `event name has an empty token, a "space" and 100% of ✓`,
+			typ:    "checkout..success ✓ %20",
+			body:   []byte(`{"event":"checkout..success ✓ %20","data":"{\"reference\": \"r\"}"}`),
 		},
 		{
-			name:   "malformed data without detail",
-			reason: sinks.ReasonMalformedData,
-			typ:    "charge.success",
+			name:        "malformed data without detail",
+			reason:      sinks.ReasonMalformedData,
+			typ:         "charge.success",
+			contentType: sinks.ContentTypeOctetStream,
 			// Dead letters carry the request body exactly, even when it is
 			// not valid JSON or not valid UTF-8.
 			body: []byte("{\"event\": \"charge.success\", \"data\": \"{\\\"amount\\\": NaN}\xff\"}\n"),
@@ -279,7 +286,7 @@ func (s *suite) testDeadLetterRoundTrip(t *testing.T) {
 			sink := s.h.New(t)
 			subject := s.h.Subject(t)
 			m := NewMessage(subject)
-			m.Type, m.Body = tc.typ, tc.body
+			m.Type, m.Body, m.ContentType = tc.typ, tc.body, tc.contentType
 			m.DeadLetterReason, m.DeadLetterDetail = tc.reason, tc.detail
 			m.Key = m.ID
 			s.publishOK(t, sink, m)

@@ -18,6 +18,7 @@ type envelope struct {
 	Time             time.Time `json:"time"`
 	Key              string    `json:"key,omitempty"`
 	Body             []byte    `json:"body"`
+	ContentType      string    `json:"content_type,omitempty"`
 	DeadLetterReason string    `json:"dead_letter_reason,omitempty"`
 	DeadLetterDetail string    `json:"dead_letter_detail,omitempty"`
 }
@@ -25,7 +26,7 @@ type envelope struct {
 func encode(m *sinks.Message) ([]byte, error) {
 	return json.Marshal(envelope{
 		Subject: m.Subject, ID: m.ID, Type: m.Type, Time: m.Time, Key: m.Key, Body: m.Body,
-		DeadLetterReason: m.DeadLetterReason, DeadLetterDetail: m.DeadLetterDetail,
+		ContentType: m.ContentType, DeadLetterReason: m.DeadLetterReason, DeadLetterDetail: m.DeadLetterDetail,
 	})
 }
 
@@ -36,6 +37,6 @@ func decode(data []byte) (*sinks.Message, error) {
 	}
 	return &sinks.Message{
 		Subject: e.Subject, ID: e.ID, Type: e.Type, Time: e.Time, Key: e.Key, Body: e.Body,
-		DeadLetterReason: e.DeadLetterReason, DeadLetterDetail: e.DeadLetterDetail,
+		ContentType: e.ContentType, DeadLetterReason: e.DeadLetterReason, DeadLetterDetail: e.DeadLetterDetail,
 	}, nil
 }

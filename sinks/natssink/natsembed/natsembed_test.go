@@ -309,21 +309,6 @@ func nextOn(t *testing.T, sub *nats.Subscription, subject string) {
 	}
 }
 
-func waitFor(t *testing.T, ok func() bool, format string, args ...any) {
-	t.Helper()
-	for deadline := time.Now().Add(10 * time.Second); time.Now().Before(deadline); time.Sleep(20 * time.Millisecond) {
-		if ok() {
-			return
-		}
-	}
-	for i, a := range args {
-		if f, isFunc := a.(func() []string); isFunc {
-			args[i] = f()
-		}
-	}
-	t.Fatalf("timed out waiting for "+format, args...)
-}
-
 func TestShutdownTwice(t *testing.T) {
 	srv := start(t, t.TempDir())
 	for range 2 {

@@ -38,8 +38,35 @@ func Handler() http.Handler {
 			http.NotFound(w, r)
 			return
 		}
-		w.Header().Set("Content-Type", "application/schema+json")
-		w.Header().Set("X-Content-Type-Options", "nosniff")
-		http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(raw))
+		serve(w, r, name, "application/schema+json", raw)
 	})
+}
+
+// AsyncAPIHandler serves GET (and HEAD) of the AsyncAPI document (AsyncAPI)
+// with the content type application/yaml, as Handler serves the schemas.
+// Mount it at AsyncAPIPath: mux.Handle("GET "+schemas.AsyncAPIPath,
+// schemas.AsyncAPIHandler()). It is safe for concurrent use.
+func AsyncAPIHandler() http.Handler {
+	doc := AsyncAPI()
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if r.Method != http.MethodGet && r.Method != http.MethodHead {
+			w.Header().Set("Allow", "GET, HEAD")
+			http.Error(w, "method not allowed", http.StatusMethodNotAllowed)
+			return
+		}
+		if r.URL.Path != AsyncAPIPath {
+			http.NotFound(w, r)
+			return
+		}
+		serve(w, r, AsyncAPIPath, "application/yaml", doc)
+	})
+}
+
+// serve answers with one embedded document. Its bytes are fixed for the
+// life of the binary, so there is no modification time to send;
+// ServeContent still answers Range and HEAD requests.
+func serve(w http.ResponseWriter, r *http.Request, name, contentType string, raw []byte) {
+	w.Header().Set("Content-Type", contentType)
+	w.Header().Set("X-Content-Type-Options", "nosniff")
+	http.ServeContent(w, r, name, time.Time{}, bytes.NewReader(raw))
 }

@@ -250,6 +250,7 @@ func newServer(cfg config, logger *slog.Logger, stack *sinkStack, reg *prometheu
 		"GET /metrics":  promhttp.HandlerFor(reg, promhttp.HandlerOpts{}),
 		"GET /schemas/": schemas.Handler(),
 	}
+	bcfg.Routes["GET "+schemas.AsyncAPIPath] = schemas.AsyncAPIHandler()
 	if bcfg.SchemaMode != bridge.SchemaOff {
 		v, err := schemas.New()
 		if err != nil {

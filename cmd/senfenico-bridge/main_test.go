@@ -203,7 +203,7 @@ func TestEmbeddedDefault(t *testing.T) {
 	if msg.Subject != v.Subject || msg.Header.Get("ce-type") != v.Event {
 		t.Fatalf("got %s %v", msg.Subject, msg.Header)
 	}
-	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/schemas/charge.json"} {
+	for _, path := range []string{"/healthz", "/readyz", "/metrics", "/schemas/charge.json", "/asyncapi.yaml"} {
 		resp, err := http.Get(base + path)
 		if err != nil {
 			t.Fatal(err)

@@ -221,8 +221,8 @@ var envTag = regexp.MustCompile("`env:\"([A-Z0-9_]+)[,\"][^`]*`")
 
 // binaryConfig is the variables the binary reads, from the env struct tags
 // of cmd/senfenico-bridge/config.go, and the defaults it has, from the
-// README's configuration table (which cmd/senfenico-bridge's
-// TestREADMEDefaults holds equal to the defaults the binary pre-fills).
+// configuration table in docs/configuration.md (which cmd/senfenico-bridge's
+// TestDocumentedDefaults holds equal to the defaults the binary pre-fills).
 func binaryConfig(t *testing.T) (names map[string]bool, defaults map[string]string) {
 	t.Helper()
 	src, err := os.ReadFile(filepath.Join(root, "cmd/senfenico-bridge/config.go"))
@@ -233,7 +233,7 @@ func binaryConfig(t *testing.T) (names map[string]bool, defaults map[string]stri
 	for _, m := range envTag.FindAllStringSubmatch(string(src), -1) {
 		names[m[1]] = true
 	}
-	readme, err := os.ReadFile(filepath.Join(root, "README.md"))
+	readme, err := os.ReadFile(filepath.Join(root, "docs/configuration.md"))
 	if err != nil {
 		t.Fatal(err)
 	}

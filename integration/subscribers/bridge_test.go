@@ -31,12 +31,7 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 	natsURL := startNATS(t)
 	prefix := "b" + randomHex(t, 4) + "."
 
-	var keys []string
-	for _, v := range vectors.Load().Vectors {
-		if v.Key != "" && !slices.Contains(keys, v.Key) {
-			keys = append(keys, v.Key)
-		}
-	}
+	keys := webhookKeys()
 	base := startBridgeBinary(t, map[string]string{
 		"SENFENICO_WEBHOOK_KEYS": strings.Join(keys, ","),
 		"SINKS":                  "nats,kafka",
@@ -48,9 +43,58 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 		// shared with earlier runs.
 		"DEAD_LETTER_SUBJECT": prefix + "unroutable",
 	})
+	expect, topics := postDeliveries(t, base, prefix, prefix+"unroutable", keys)
 
+	// Each broker on its own, so that every event is seen to arrive through
+	// both.
+	for _, s := range ready() {
+		for _, broker := range []string{"nats", "kafka"} {
+			t.Run(s.lang+"-"+broker, func(t *testing.T) {
+				t.Parallel()
+				// The other broker is switched off explicitly: its variable
+				// (KAFKA_BROKERS, NATS_URL) may be set in the environment.
+				// No --subjects: the default reads the whole stream.
+				args := []string{"--nats", natsURL, "--durable", s.lang + "-bridge", "--kafka", ""}
+				if broker == "kafka" {
+					args = []string{"--kafka", kb.Addr(), "--topics", strings.Join(topics, ","), "--group", prefix + s.lang + "-bridge", "--nats", ""}
+				}
+				cmd, stdout, stderr := start(t, s, append(args, "--count", fmt.Sprint(len(expect)))...)
+				if code := wait(t, cmd, 90*time.Second, stderr); code != 0 {
+					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
+				}
+				only := make(map[string]expectation, len(expect))
+				for id, e := range expect {
+					e.brokers = []string{broker}
+					only[id] = e
+				}
+				checkLines(t, stdout.String(), only)
+			})
+		}
+	}
+}
+
+// webhookKeys returns the webhook keys the shared vectors are signed with.
+func webhookKeys() []string {
+	var keys []string
+	for _, v := range vectors.Load().Vectors {
+		if v.Key != "" && !slices.Contains(keys, v.Key) {
+			keys = append(keys, v.Key)
+		}
+	}
+	return keys
+}
+
+// postDeliveries posts to the bridge at base what Senfenico would send: the
+// shared vectors, a resend of the first (which must be answered as a
+// duplicate), a refund.created (a family nobody listed) and an event whose
+// name cannot be a subject (a dead letter on deadLetterSubject). prefix is
+// the bridge's TOPIC_PREFIX. It returns the line a subscriber must print
+// for each published event, by ce-id (with no broker set), and the subjects
+// they were published on.
+func postDeliveries(t *testing.T, base, prefix, deadLetterSubject string, keys []string) (map[string]expectation, []string) {
+	t.Helper()
 	expect := make(map[string]expectation)
-	var topics []string
+	var subjects []string
 	postBody := func(name, body, hash, wantSubject, reference, validity string) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, base+"/webhooks/senfenico", strings.NewReader(body))
@@ -78,8 +122,8 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 			return
 		}
 		expect[answer.ID] = expectation{subject: answer.Subject, reference: reference, validity: validity}
-		if !slices.Contains(topics, answer.Subject) {
-			topics = append(topics, answer.Subject)
+		if !slices.Contains(subjects, answer.Subject) {
+			subjects = append(subjects, answer.Subject)
 		}
 	}
 	post := func(v vectors.Vector) {
@@ -112,34 +156,8 @@ func TestSubscribersThroughTheBridge(t *testing.T) {
 	refund := `{"event": "refund.created", "data": "{\"reference\": \"` + refundRef + `\", \"amount\": 500, \"status\": \"created\"}"}`
 	postBody("refund.created", refund, webhook.Sign([]byte(refund), keys[0]), prefix+"refund.created", refundRef, "valid")
 	unroutable := `{"event": "refund created", "data": "{\"reference\": \"` + randomUUID(t) + `\"}"}`
-	postBody("an unroutable event", unroutable, webhook.Sign([]byte(unroutable), keys[0]), prefix+"unroutable", "-", "dead-letter:unroutable-event")
-
-	// Each broker on its own, so that every event is seen to arrive through
-	// both.
-	for _, s := range ready() {
-		for _, broker := range []string{"nats", "kafka"} {
-			t.Run(s.lang+"-"+broker, func(t *testing.T) {
-				t.Parallel()
-				// The other broker is switched off explicitly: its variable
-				// (KAFKA_BROKERS, NATS_URL) may be set in the environment.
-				// No --subjects: the default reads the whole stream.
-				args := []string{"--nats", natsURL, "--durable", s.lang + "-bridge", "--kafka", ""}
-				if broker == "kafka" {
-					args = []string{"--kafka", kb.Addr(), "--topics", strings.Join(topics, ","), "--group", prefix + s.lang + "-bridge", "--nats", ""}
-				}
-				cmd, stdout, stderr := start(t, s, append(args, "--count", fmt.Sprint(len(expect)))...)
-				if code := wait(t, cmd, 90*time.Second, stderr); code != 0 {
-					t.Fatalf("exit code %d; stderr:\n%s", code, stderr)
-				}
-				only := make(map[string]expectation, len(expect))
-				for id, e := range expect {
-					e.brokers = []string{broker}
-					only[id] = e
-				}
-				checkLines(t, stdout.String(), only)
-			})
-		}
-	}
+	postBody("an unroutable event", unroutable, webhook.Sign([]byte(unroutable), keys[0]), deadLetterSubject, "-", "dead-letter:unroutable-event")
+	return expect, subjects
 }
 
 // referenceOf returns data.reference of a delivery, whose data may be an

@@ -53,6 +53,35 @@ function config(argv) {
   return cfg;
 }
 
+// natsOptions turns --nats into connect() options. @nats-io/transport-node
+// ignores the user and password of a server URL (worse, it reads the first
+// digits after "user:" as the port), and the bridge's embedded server
+// refuses clients without them, so they are taken out of the URL and passed
+// as options: nats://user:password@host:port logs in as user, and
+// nats://token@host:port with a token, as the Go and Python clients read
+// them.
+function natsOptions(value) {
+  const opts = { servers: [] };
+  for (const server of split(value)) {
+    const scheme = /^[a-z][a-z0-9+.-]*:\/\//i.exec(server)?.[0] ?? "";
+    const at = server.lastIndexOf("@");
+    if (at < scheme.length) {
+      opts.servers.push(server);
+      continue;
+    }
+    opts.servers.push(scheme + server.slice(at + 1));
+    const userinfo = server.slice(scheme.length, at);
+    const colon = userinfo.indexOf(":");
+    if (colon === -1) {
+      opts.token = decodeURIComponent(userinfo);
+    } else {
+      opts.user = decodeURIComponent(userinfo.slice(0, colon));
+      opts.pass = decodeURIComponent(userinfo.slice(colon + 1));
+    }
+  }
+  return opts;
+}
+
 // checker compiles the schemas once; every file is added by its $id, so a
 // $ref from one schema to another resolves without network access.
 function checker(dir) {
@@ -151,7 +180,7 @@ async function main() {
     if (cfg.nats) {
       // A durable consumer with explicit acks: a restarted subscriber resumes
       // after the last event it printed.
-      const nc = await connect({ servers: cfg.nats, name: "senfenico-subscriber-node" });
+      const nc = await connect({ ...natsOptions(cfg.nats), name: "senfenico-subscriber-node" });
       closers.push(() => nc.drain());
       const jsm = await jetstreamManager(nc);
       // No filter at all reads the whole stream (undefined fields are left
@@ -252,4 +281,11 @@ async function main() {
   }
 }
 
-process.exitCode = await main();
+try {
+  process.exitCode = await main();
+} catch (err) {
+  // A failure to start (a wrong reader URL, a stopped bridge, a refused
+  // consumer) is one line, as in the Go and Python subscribers.
+  process.stderr.write(`subscriber: ${err.message}\n`);
+  process.exitCode = 1;
+}

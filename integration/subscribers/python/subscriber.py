@@ -165,18 +165,37 @@ def verdict(d: Delivery, checker: Checker) -> str:
 async def start_nats(args, queue: asyncio.Queue):
     """Reads through a durable pull consumer with explicit acks, so a restarted
     subscriber resumes after the last event it printed."""
-    nc = await nats.connect(args.nats, name="senfenico-subscriber-python")
-    js = nc.jetstream()
-    await js.add_consumer(
-        args.stream,
-        ConsumerConfig(
-            durable_name=args.durable,
-            filter_subjects=args.subjects or None,
-            ack_policy=AckPolicy.EXPLICIT,
-            deliver_policy=DeliverPolicy.ALL,
-        ),
-    )
-    sub = await js.pull_subscribe_bind(durable=args.durable, stream=args.stream)
+    connected = False
+
+    async def on_error(err: Exception) -> None:
+        # nats-py retries a failed first connect for two minutes, with a
+        # traceback each time. The Go and Node clients give up at once, and
+        # so does this one (an error raised here ends connect()): a wrong
+        # reader URL or a stopped bridge is reported, not waited out. Once
+        # connected, the client reconnects by itself; this logs why.
+        if not connected:
+            raise err
+        print(f"subscriber: nats: {err!r}", file=sys.stderr, flush=True)
+
+    # The user and password of the URL (nats://user:password@host:port, as
+    # in the embedded server's DATA_DIR/readers/<name>.url) log in.
+    nc = await nats.connect(args.nats, name="senfenico-subscriber-python", error_cb=on_error)
+    connected = True
+    try:
+        js = nc.jetstream()
+        await js.add_consumer(
+            args.stream,
+            ConsumerConfig(
+                durable_name=args.durable,
+                filter_subjects=args.subjects or None,
+                ack_policy=AckPolicy.EXPLICIT,
+                deliver_policy=DeliverPolicy.ALL,
+            ),
+        )
+        sub = await js.pull_subscribe_bind(durable=args.durable, stream=args.stream)
+    except BaseException:
+        await nc.close()
+        raise
 
     async def pump():
         try:
@@ -275,7 +294,11 @@ async def main(argv: list[str]) -> int:
     stop = threading.Event()
     try:
         if args.nats:
-            nc, sub, pump = await start_nats(args, queue)
+            try:
+                nc, sub, pump = await start_nats(args, queue)
+            except Exception as err:  # noqa: BLE001 - reported as one line, like the Go one
+                print(f"subscriber: subscribe to NATS: {err!r}", file=sys.stderr, flush=True)
+                return 1
         if args.kafka:
             thread = threading.Thread(target=kafka_loop, args=(args, loop, queue, stop), daemon=True)
             thread.start()

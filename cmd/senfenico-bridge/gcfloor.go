@@ -13,8 +13,8 @@ import (
 // The bridge's live heap is small (about 5 MiB with the default dedup
 // window), so with Go's default GOGC=100 it collects every 5 MiB allocated:
 // dozens of times a second under load. Measured on the core NATS path at 64
-// connections (BENCHMARKS.md, this session): 82 µs of CPU per request with
-// GOGC=100, 47 with the collector held back, since the publish path no
+// connections (BENCHMARKS.md, "Heap floor"): 82 µs of CPU per request with
+// GOGC=100, 47 with the collector held back (GOGC=400, one run), since the publish path no
 // longer pools its messages and contexts; the floor was first measured at a
 // tenth of the CPU when it did. Letting the heap reach 16 MiB first costs about
 // 6 MiB of memory and leaves a large heap (a big DEDUP_MAX_ENTRIES) with

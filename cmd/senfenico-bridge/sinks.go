@@ -206,8 +206,9 @@ func buildNATS(ctx context.Context, cfg config, logger *slog.Logger, stack *sink
 			slog.String("reader_files", filepath.Join(cfg.DataDir, natsembed.ReadersDir)))
 		user, password := srv.BridgeCredentials()
 		// Loopback TCP, not nats.InProcessServer: the in-process connection
-		// is a net.Pipe, unbuffered and synchronous, and measured about 3.5
-		// times slower under load (BENCHMARKS.md).
+		// is a net.Pipe, unbuffered and synchronous, and measured no faster
+		// on the core path (BENCHMARKS.md, "Embedded server over loopback
+		// TCP").
 		ncfg = toEmbedded(ncfg, srv.ClientURL(), user, password)
 		// nats-server refuses a stream larger than the store it sized from
 		// DATA_DIR's free space, which would stop the start on a small disk:

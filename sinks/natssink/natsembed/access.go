@@ -80,7 +80,7 @@ const (
 	// batch at a time: nats.go's Consume about once a 250 messages).
 	pullRate, pullBurst = 50, 100
 	// ackRate covers acknowledgements, one a message read.
-	ackRate, ackBurst = 5000, 10000
+	ackRate, ackBurst = 10000, 20000
 )
 
 // Reader is one identity that reads from the embedded server: one per

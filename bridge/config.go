@@ -8,6 +8,8 @@ import (
 	"strings"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
 
@@ -107,6 +109,20 @@ type Config struct {
 	MaxConnections int
 	// Logger receives one line per request; nil discards.
 	Logger *slog.Logger
+	// TracerProvider, when set, traces every webhook request with
+	// OpenTelemetry: a server span for the request (otelhttp, HTTP
+	// semantic conventions; the request's traceparent is its parent) and,
+	// under it, a producer span per broker for the publish until the
+	// broker's ack (messaging conventions), whose W3C trace context the
+	// message carries (sinks.Message.TraceParent). Nil, the default, makes
+	// no span: a valid traceparent and tracestate on the request then pass
+	// to the message unchanged. See trace.go.
+	TracerProvider trace.TracerProvider
+	// Brokers describe the brokers behind the sink for the producer spans
+	// (messaging.system, server.address); empty, the default, means one
+	// whose messaging.system is the sink's Name. Unused without
+	// TracerProvider.
+	Brokers []Broker
 }
 
 // ErrConfig is wrapped by every error Validate returns.
@@ -222,6 +238,14 @@ func (c Config) Validate() error {
 	}
 	if c.MaxConnections < 0 {
 		return bad("MaxConnections", "must be positive, got %d", c.MaxConnections)
+	}
+	for _, b := range c.Brokers {
+		if b.System == "" {
+			return bad("Brokers", "a broker needs its messaging system (nats, kafka)")
+		}
+		if b.Port < 0 || b.Port > 65535 {
+			return bad("Brokers", "port %d of %s is not a TCP port", b.Port, b.System)
+		}
 	}
 	return nil
 }

@@ -8,6 +8,8 @@ import (
 	"strconv"
 	"time"
 
+	"go.opentelemetry.io/otel/trace"
+
 	"github.com/senfenico-bridge/senfenico-bridge/bridge/webhook"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 )
@@ -39,18 +41,27 @@ func (s *Server) handleWebhook(w http.ResponseWriter, r *http.Request) {
 	s.metrics.inFlight.Inc()
 	defer s.metrics.inFlight.Dec()
 
-	out, msg, publishErr := s.process(w, r, received)
+	ctx := r.Context()
+	var span trace.Span
+	if s.tracing != nil {
+		ctx, span = s.tracing.startServer(r)
+	}
+	out, msg, publishErr := s.process(ctx, w, r, received)
+	if span != nil {
+		s.tracing.endServer(span, out)
+	}
 	latency := time.Since(received)
 	s.metrics.requests[out].Inc()
 	s.metrics.duration[out.status].Observe(latency.Seconds())
-	s.logRequest(r.Context(), out, msg, publishErr, latency)
+	s.logRequest(ctx, out, msg, publishErr, latency)
 }
 
 // process handles one webhook and writes the answer. It returns the outcome,
 // the message once one was built, and the sink's error when the publish was
 // not confirmed or the sink refused the event's subject (for the request's
-// log line; the client never sees it).
-func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message, error) {
+// log line; the client never sees it). ctx is the request's, with its
+// server span when tracing.
+func (s *Server) process(ctx context.Context, w http.ResponseWriter, r *http.Request, received time.Time) (outcome, *sinks.Message, error) {
 	if r.ContentLength > s.cfg.MaxBodyBytes {
 		// Refused from the header alone: the body is never read.
 		return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
@@ -63,7 +74,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		// No body can match it: the body is never read.
 		return s.fail(w, outBadSig, bodyBadSig), nil, nil
 	}
-	body, held, err := s.readBody(r.Context(), http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
+	body, held, err := s.readBody(ctx, http.MaxBytesReader(w, r.Body, s.cfg.MaxBodyBytes), r.ContentLength)
 	if err != nil {
 		if _, ok := errors.AsType[*http.MaxBytesError](err); ok {
 			return s.fail(w, outTooLarge, bodyTooLarge), nil, nil
@@ -77,7 +88,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	// once the request is answered.
 	defer s.bodyBudget.give(held)
 
-	n, err := s.decode(r.Context(), body, signature)
+	n, err := s.decode(ctx, body, signature)
 	switch {
 	case errors.Is(err, errBodyMemory):
 		return s.fail(w, outBodyMemory, bodyBusy), nil, nil
@@ -86,12 +97,22 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 	case err != nil:
 		return s.fail(w, outBadSig, bodyBadSig), nil, nil
 	}
+	if s.tracing != nil {
+		s.tracing.event(ctx, "verified")
+	}
 
 	msg := s.router.classify(&n, body, received)
+	if s.tracing != nil {
+		s.tracing.event(ctx, "routed")
+	} else {
+		// Not tracing: the caller's trace goes on with the message as it
+		// came. Tracing, the producer span's context replaces it (publish).
+		msg.TraceParent, msg.TraceState = requestTraceContext(r.Header)
+	}
 	if msg.DeadLetterReason == "" && s.warnQueue != nil {
 		s.queueSchemaCheck(&msg)
 	}
-	receipt, err := s.publish(&msg)
+	receipt, err := s.publish(ctx, &msg)
 	var refusal error
 	if errors.Is(err, sinks.ErrSubjectRefused) && msg.DeadLetterReason == "" {
 		// The broker will not take this event on its subject, now or on a
@@ -100,7 +121,7 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 		// not into the header: a fan-out's joined errors span lines.
 		refusal = err
 		msg = s.router.deadLetter(msg, msg.Type, body, sinks.ReasonSubjectRefused, sinks.SubjectRefusedDetail(msg.Subject))
-		receipt, err = s.publish(&msg)
+		receipt, err = s.publish(ctx, &msg)
 	}
 	if err != nil {
 		return s.fail(w, outSinkUnavailable, bodyUnavail), &msg, err
@@ -128,10 +149,14 @@ func (s *Server) process(w http.ResponseWriter, r *http.Request, received time.T
 // publish hands msg to the sink, bounded by PublishTimeout alone, not by the
 // client's connection: once an event is on its way to the broker, finishing
 // it (so that Senfenico's resend is answered as a duplicate) is better than
-// abandoning it halfway because Senfenico hung up.
-func (s *Server) publish(msg *sinks.Message) (sinks.Receipt, error) {
+// abandoning it halfway because Senfenico hung up. The request's context
+// (reqCtx) only parents the producer spans when tracing.
+func (s *Server) publish(reqCtx context.Context, msg *sinks.Message) (sinks.Receipt, error) {
 	ctx, cancel := context.WithTimeout(context.Background(), s.cfg.PublishTimeout)
 	defer cancel()
+	if s.tracing != nil {
+		return s.tracing.publish(reqCtx, ctx, s.sink, msg)
+	}
 	return s.sink.Publish(ctx, msg)
 }
 
@@ -259,6 +284,9 @@ func (s *Server) logRequest(ctx context.Context, out outcome, msg *sinks.Message
 			slog.String("event", msg.Type),
 			slog.String("subject", msg.Subject),
 			slog.String("id", msg.ID))
+		if id := traceID(msg.TraceParent); id != "" {
+			attrs = append(attrs, slog.String("trace_id", id))
+		}
 	}
 	if publishErr != nil {
 		attrs = append(attrs, slog.Any("err", publishErr))

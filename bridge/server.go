@@ -27,8 +27,10 @@ var ErrServerClosed = errors.New("bridge: server closed")
 // New, then Listen and Serve; Shutdown stops it. Its methods are safe for
 // concurrent use.
 type Server struct {
-	cfg     Config
-	sink    sinks.Sink
+	cfg  Config
+	sink sinks.Sink
+	// tracing is nil when Config.TracerProvider is.
+	tracing *tracing
 	decoder *webhook.Decoder
 	router  router
 	log     *slog.Logger
@@ -88,6 +90,9 @@ func New(cfg Config, sink sinks.Sink, reg prometheus.Registerer) (*Server, error
 		for _, f := range cfg.Families {
 			s.router.families[f] = true
 		}
+	}
+	if cfg.TracerProvider != nil {
+		s.tracing = newTracing(cfg.TracerProvider, cfg.WebhookPath, cfg.Brokers, sink)
 	}
 	if cfg.SchemaMode == SchemaEnforce {
 		s.router.enforce = cfg.Validator

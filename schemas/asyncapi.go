@@ -413,11 +413,15 @@ func headersSchema(b broker, deadLetter bool) object {
 	}
 	add("content-type", true, contentType)
 	if b.id == "nats" {
-		add("Nats-Msg-Id", true, str("The ce-id again: JetStream's duplicate window drops a second message with the same id.", member{"pattern", idPattern}))
+		add("Nats-Msg-Id", true, str("The ce-id again: JetStream's duplicate window drops a second message with the same id. A replayed copy's is the ce-id, a colon and the replay run's id.", member{"pattern", strings.TrimSuffix(idPattern, "$") + "(:[0-9A-Za-z_-]+)?$"}))
 		add("Nats-Batch-Id", false, str("JetStream, on a message the stream stored through an atomic batch only: the batch's id (the server's bookkeeping; consumers can ignore it)."))
 		add("Nats-Batch-Sequence", false, str("JetStream, atomic batches only: the message's place in its batch, from 1.", member{"pattern", `^[1-9][0-9]*$`}))
 		add("Nats-Batch-Commit", false, str("JetStream, atomic batches only: on the batch's last message, which committed it (\"1\")."))
 	}
+	add("traceparent", false, str("W3C Trace Context of the webhook's trace: the bridge's producer span when tracing is on, else the request's own traceparent when it had one. Absent when neither.", member{"pattern", `^[0-9a-f]{2}-[0-9a-f]{32}-[0-9a-f]{16}-[0-9a-f]{2}$`}))
+	add(b.ce("replayrun"), false, str("Replayed copies only (senfenico-bridge replay): the replay run's id."))
+	add(b.ce("replayfrom"), false, str("Replayed copies only: the subject or topic the copy was read from (the dead-letter subject for a redriven dead letter)."))
+	add("tracestate", false, str("W3C tracestate going with traceparent, at most 512 bytes.", member{"maxLength", 512}))
 	if deadLetter {
 		var reasons []any
 		for _, r := range deadLetterReasons {

@@ -108,6 +108,18 @@ type Message struct {
 	// control characters (header ce-deadletterdetail); empty when there is
 	// nothing to add.
 	DeadLetterDetail string
+	// TraceParent is the W3C Trace Context traceparent of the message's
+	// creation: the bridge's producer span when tracing is on, else the
+	// webhook request's own traceparent; empty when there is none. It is
+	// printable ASCII ("00-<trace id>-<span id>-<flags>"). Sinks write it
+	// under the header traceparent (a NATS header, a Kafka record header),
+	// the name the CloudEvents distributed tracing extension gives it and
+	// the one W3C propagators read, so consumers continue the trace.
+	TraceParent string
+	// TraceState is the W3C tracestate that goes with TraceParent (header
+	// tracestate): vendor entries of at most 512 bytes of printable ASCII;
+	// empty when there is none, and always empty without TraceParent.
+	TraceState string
 }
 
 // DataContentType returns the media type of m's Body: m.ContentType, or

@@ -15,9 +15,14 @@ import (
 // and each default it states is the one the binary pre-fills: parsing its default
 // as the variable's value gives the pre-filled value back.
 func TestDocumentedDefaults(t *testing.T) {
-	readme, err := os.ReadFile("../../docs/configuration.md")
-	if err != nil {
-		t.Fatal(err)
+	// The spool's variables are in the spool's own page.
+	var readme []byte
+	for _, page := range []string{"../../docs/configuration.md", "../../docs/spool.md"} {
+		text, err := os.ReadFile(page)
+		if err != nil {
+			t.Fatal(err)
+		}
+		readme = append(readme, text...)
 	}
 	row := regexp.MustCompile("(?m)^\\| ((?:`[A-Z0-9_]+`(?:, )?)+) \\| ([^|]*) \\|")
 	documented := map[string]string{}
@@ -33,7 +38,7 @@ func TestDocumentedDefaults(t *testing.T) {
 		variable, _, _ := strings.Cut(typ.Field(i).Tag.Get("env"), ",")
 		def, ok := documented[variable]
 		if !ok {
-			t.Errorf("%s is not in docs/configuration.md", variable)
+			t.Errorf("%s is not in docs/configuration.md (nor docs/spool.md)", variable)
 			continue
 		}
 		var fromDocs config

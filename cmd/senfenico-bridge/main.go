@@ -129,11 +129,16 @@ func serve(ctx context.Context, args []string, env map[string]string, stdout, st
 		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", scrub(err.Error(), cfg.secrets()))
 		return exitUsage
 	}
+	tcfg, err := loadTracing(env)
+	if err != nil {
+		fmt.Fprintf(stderr, "senfenico-bridge: %v\n", err)
+		return exitUsage
+	}
 	startHeapFloor()
 	logOut := newAsyncWriter(stderr)
 	defer logOut.Close()
-	logger := newLogger(cfg, newScrubWriter(logOut, cfg.secrets()), isTerminal(stderr))
-	if err := serveWith(ctx, cfg, logger); err != nil {
+	logger := newLogger(cfg, newScrubWriter(logOut, append(cfg.secrets(), tcfg.secrets()...)), isTerminal(stderr))
+	if err := serveWith(ctx, cfg, tcfg, logger); err != nil {
 		// One line that names the variable.
 		logger.Error("stopped", slog.Any("err", err))
 		var ce *configError
@@ -169,10 +174,11 @@ func isTerminal(w io.Writer) bool {
 
 // serveWith runs the bridge until ctx ends, then shuts down in order: the
 // HTTP server first (in-flight requests get their confirmed answers), then
-// the sinks, then the embedded broker, all within SHUTDOWN_TIMEOUT. Every
-// teardown, on the error paths too, has that deadline: a broker that never
-// answers does not hold the exit.
-func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error) {
+// the sinks, then the embedded broker, then the traces (their last spans
+// flushed), all within SHUTDOWN_TIMEOUT. Every teardown, on the error paths
+// too, has that deadline: a broker that never answers does not hold the
+// exit.
+func serveWith(ctx context.Context, cfg config, tcfg tracingConfig, logger *slog.Logger) (err error) {
 	// LISTEN_ADDR is bound before anything else, so that an address in use
 	// is reported at once rather than after the brokers connected. The
 	// bridge's Server binds it itself; this listener holds the address
@@ -192,16 +198,22 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 	}
 	defer stopDebug()
 
+	tr, err := startTraces(ctx, tcfg, logger)
+	if err != nil {
+		return err
+	}
 	stack := &sinkStack{}
 	teardown := func(cause error) error {
 		tctx, cancel := context.WithTimeout(context.Background(), cfg.ShutdownTimeout)
 		defer cancel()
-		return errors.Join(cause, stack.close(tctx))
+		err := errors.Join(cause, stack.close(tctx))
+		tr.shutdown(tctx, logger)
+		return err
 	}
 	if err := buildSinks(ctx, cfg, logger, reg, stack); err != nil {
 		return teardown(err)
 	}
-	srv, err := newServer(cfg, logger, stack, reg)
+	srv, err := newServer(cfg, logger, stack, reg, tr)
 	if err != nil {
 		return teardown(err)
 	}
@@ -214,6 +226,7 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 		slog.String("webhook_path", cfg.WebhookPath),
 		slog.String("sinks", stack.sink.Name()),
 		slog.Any("config", cfg))
+	tr.logWhere(logger)
 
 	served := make(chan error, 1)
 	go func() { served <- srv.Serve() }()
@@ -232,6 +245,7 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 		errs = append(errs, err)
 	}
 	errs = append(errs, stack.close(shutdownCtx))
+	tr.shutdown(shutdownCtx, logger)
 	if err := errors.Join(errs...); err != nil {
 		return err
 	}
@@ -241,8 +255,9 @@ func serveWith(ctx context.Context, cfg config, logger *slog.Logger) (err error)
 
 // newServer builds the HTTP server with its extra routes: metrics, and the
 // JSON Schemas consumers validate against.
-func newServer(cfg config, logger *slog.Logger, stack *sinkStack, reg *prometheus.Registry) (*bridge.Server, error) {
+func newServer(cfg config, logger *slog.Logger, stack *sinkStack, reg *prometheus.Registry, tr *traces) (*bridge.Server, error) {
 	bcfg := cfg.bridgeConfig(logger)
+	tr.bridgeConfig(&bcfg, cfg, stack)
 	if stack.maxBody > 0 {
 		bcfg.MaxBodyBytes = min(bcfg.MaxBodyBytes, stack.maxBody)
 	}

@@ -251,7 +251,8 @@ func bodyLimit(cfg config, logger *slog.Logger, n *natssink.Sink) int64 {
 
 // natsHeaderRoom is what the bridge's headers may take in a message beside
 // the body: the CloudEvents headers and Nats-Msg-Id take about 300 bytes,
-// a dead letter's reason and detail a few hundred more.
+// a dead letter's reason and detail a few hundred more, the trace context
+// at most 600 (a traceparent and a tracestate bounded at 512 bytes).
 const natsHeaderRoom = 4 << 10
 
 // waitForBroker runs connect, which retries until its ctx ends, and logs

@@ -87,7 +87,9 @@ func webhookKeys() []string {
 // postDeliveries posts to the bridge at base what Senfenico would send: the
 // shared vectors, a resend of the first (which must be answered as a
 // duplicate), a refund.created (a family nobody listed) and an event whose
-// name cannot be a subject (a dead letter on deadLetterSubject). prefix is
+// name cannot be a subject (a dead letter on deadLetterSubject); the
+// refund.created carries a W3C traceparent (testTraceParent), whose trace
+// id its line must end with. prefix is
 // the bridge's TOPIC_PREFIX. It returns the line a subscriber must print
 // for each published event, by ce-id (with no broker set), and the subjects
 // they were published on.
@@ -95,13 +97,16 @@ func postDeliveries(t *testing.T, base, prefix, deadLetterSubject string, keys [
 	t.Helper()
 	expect := make(map[string]expectation)
 	var subjects []string
-	postBody := func(name, body, hash, wantSubject, reference, validity string) {
+	postBody := func(name, body, hash, wantSubject, reference, validity, traceParent string) {
 		t.Helper()
 		req, err := http.NewRequest(http.MethodPost, base+"/webhooks/senfenico", strings.NewReader(body))
 		if err != nil {
 			t.Fatal(err)
 		}
 		req.Header.Set("X-Webhook-Hash", hash)
+		if traceParent != "" {
+			req.Header.Set("traceparent", traceParent)
+		}
 		resp, err := http.DefaultClient.Do(req)
 		if err != nil {
 			t.Fatal(err)
@@ -121,14 +126,19 @@ func postDeliveries(t *testing.T, base, prefix, deadLetterSubject string, keys [
 		if answer.Duplicate {
 			return
 		}
-		expect[answer.ID] = expectation{subject: answer.Subject, reference: reference, validity: validity}
+		exp := expectation{subject: answer.Subject, reference: reference, validity: validity}
+		if traceParent != "" {
+			// The bridge passes a valid traceparent on unchanged.
+			exp.trace = strings.Split(traceParent, "-")[1]
+		}
+		expect[answer.ID] = exp
 		if !slices.Contains(subjects, answer.Subject) {
 			subjects = append(subjects, answer.Subject)
 		}
 	}
 	post := func(v vectors.Vector) {
 		t.Helper()
-		postBody("vector "+v.Name, v.Body, *v.Header, prefix+v.Subject, referenceOf(t, v.Body), "valid")
+		postBody("vector "+v.Name, v.Body, *v.Header, prefix+v.Subject, referenceOf(t, v.Body), "valid", "")
 	}
 	var routable []vectors.Vector
 	for _, v := range vectors.Load().Vectors {
@@ -154,11 +164,15 @@ func postDeliveries(t *testing.T, base, prefix, deadLetterSubject string, keys [
 	// dead letter.
 	refundRef := randomUUID(t)
 	refund := `{"event": "refund.created", "data": "{\"reference\": \"` + refundRef + `\", \"amount\": 500, \"status\": \"created\"}"}`
-	postBody("refund.created", refund, webhook.Sign([]byte(refund), keys[0]), prefix+"refund.created", refundRef, "valid")
+	postBody("refund.created", refund, webhook.Sign([]byte(refund), keys[0]), prefix+"refund.created", refundRef, "valid", testTraceParent)
 	unroutable := `{"event": "refund created", "data": "{\"reference\": \"` + randomUUID(t) + `\"}"}`
-	postBody("an unroutable event", unroutable, webhook.Sign([]byte(unroutable), keys[0]), deadLetterSubject, "-", "dead-letter:unroutable-event")
+	postBody("an unroutable event", unroutable, webhook.Sign([]byte(unroutable), keys[0]), deadLetterSubject, "-", "dead-letter:unroutable-event", "")
 	return expect, subjects
 }
+
+// testTraceParent is the W3C traceparent postDeliveries sends with one
+// delivery (W3C's own example).
+const testTraceParent = "00-0af7651916cd43dd8448eb211c80319c-b7ad6b7169203331-01"
 
 // referenceOf returns data.reference of a delivery, whose data may be an
 // object or (as Senfenico sends it) a JSON string holding one.

@@ -313,6 +313,9 @@ type expectation struct {
 	subject   string
 	reference string
 	validity  string
+	// trace is the trace id the line must end with (" trace=<id>"), ""
+	// for a message without a traceparent: then the line has five fields.
+	trace string
 }
 
 func TestSubscribers(t *testing.T) {
@@ -501,25 +504,38 @@ func waitFor(t *testing.T, d time.Duration, cond func() bool, stderr *testkit.Bu
 }
 
 // checkLines asserts that out holds exactly one well-formed line per
-// expected ce-id, and nothing else.
+// expected ce-id, and nothing else: five fields, and a sixth,
+// trace=<trace id>, for an event expected with a trace id.
 func checkLines(t *testing.T, out string, expect map[string]expectation) {
 	t.Helper()
 	lines := strings.Split(strings.TrimSuffix(out, "\n"), "\n")
 	got := make(map[string]int)
 	for _, line := range lines {
 		f := strings.Split(line, " ")
-		if len(f) != 5 {
+		if len(f) != 5 && (len(f) != 6 || f[5] == "") {
 			t.Errorf("malformed line %q", line)
 			continue
 		}
 		broker, subject, id, ref, validity := f[0], f[1], f[2], f[3], f[4]
+		trace := ""
+		if len(f) == 6 {
+			trace = f[5]
+		}
 		got[id]++
 		exp, ok := expect[id]
+		wantTrace := ""
+		if exp.trace != "" {
+			wantTrace = "trace=" + exp.trace
+		}
 		switch {
 		case !ok:
 			t.Errorf("unexpected line %q", line)
 		case !slices.Contains(exp.brokers, broker) || subject != exp.subject || ref != exp.reference || validity != exp.validity:
 			t.Errorf("line %q, want broker in %v, subject %s, reference %s, %s", line, exp.brokers, exp.subject, exp.reference, exp.validity)
+		case trace != wantTrace && wantTrace == "":
+			t.Errorf("line %q, want five fields (no traceparent)", line)
+		case trace != wantTrace:
+			t.Errorf("line %q, want it to end with %q", line, " "+wantTrace)
 		}
 	}
 	for id := range expect {

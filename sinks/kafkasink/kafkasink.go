@@ -42,6 +42,11 @@ const (
 	HeaderContentType      = "content-type"
 	HeaderDeadLetterReason = "ce_deadletterreason"
 	HeaderDeadLetterDetail = "ce_deadletterdetail"
+	// HeaderTraceParent and HeaderTraceState carry the W3C trace context
+	// (sinks.Message.TraceParent, TraceState) under the names W3C
+	// propagators and the CloudEvents distributed tracing extension use.
+	HeaderTraceParent = "traceparent"
+	HeaderTraceState  = "tracestate"
 )
 
 // Fixed header values. ContentType is a routed event's; a dead letter whose
@@ -473,7 +478,13 @@ func (s *Sink) topicConfigs(ctx context.Context, topic string) (topicSettings, e
 
 // Encode builds the record for msg; the topic is msg.Subject.
 func Encode(msg *sinks.Message) kafka.Message {
-	headers := make([]kafka.Header, 6, 8)
+	optional := 0
+	for _, v := range [...]string{msg.DeadLetterReason, msg.DeadLetterDetail, msg.TraceParent, msg.TraceState} {
+		if v != "" {
+			optional++
+		}
+	}
+	headers := make([]kafka.Header, 6, 6+optional)
 	headers[0] = kafka.Header{Key: HeaderSpecVersion, Value: []byte(SpecVersion)}
 	headers[1] = kafka.Header{Key: HeaderID, Value: []byte(msg.ID)}
 	headers[2] = kafka.Header{Key: HeaderType, Value: []byte(msg.Type)}
@@ -486,6 +497,12 @@ func Encode(msg *sinks.Message) kafka.Message {
 	if msg.DeadLetterDetail != "" {
 		headers = append(headers, kafka.Header{Key: HeaderDeadLetterDetail, Value: []byte(msg.DeadLetterDetail)})
 	}
+	if msg.TraceParent != "" {
+		headers = append(headers, kafka.Header{Key: HeaderTraceParent, Value: []byte(msg.TraceParent)})
+	}
+	if msg.TraceState != "" {
+		headers = append(headers, kafka.Header{Key: HeaderTraceState, Value: []byte(msg.TraceState)})
+	}
 	return kafka.Message{
 		Topic:   msg.Subject,
 		Key:     []byte(msg.Key),
@@ -497,7 +514,8 @@ func Encode(msg *sinks.Message) kafka.Message {
 }
 
 // Decode turns a record that a Sink published back into a sinks.Message
-// (ContentType is the content-type header). Consumers and tests use it. It
+// (ContentType is the content-type header; TraceParent and TraceState the
+// trace headers). Consumers and tests use it. It
 // fails when ce_specversion or ce_source differ from what Encode writes,
 // when ce_id or content-type is missing, when ce_time is not RFC 3339, or
 // when a header appears twice.
@@ -528,6 +546,10 @@ func Decode(m kafka.Message) (sinks.Message, error) {
 			out.DeadLetterReason = v
 		case HeaderDeadLetterDetail:
 			out.DeadLetterDetail = v
+		case HeaderTraceParent:
+			out.TraceParent = v
+		case HeaderTraceState:
+			out.TraceState = v
 		}
 	}
 	for _, c := range []struct{ name, got, want string }{

@@ -11,13 +11,16 @@ import (
 )
 
 // encode's allocations are what each publish pays now that nothing is
-// pooled (BENCHMARKS.md, issue 14's fifth look): the value array, the
+// pooled (BENCHMARKS.md, "Allocations per request"): the value array, the
 // header map (its header and, up to eight entries, one group of slots), the
 // message and the string holding ce-time and the percent-encoded values. A
 // dead letter's ninth and tenth headers make the map a table (two more);
-// its encoded type and detail share that string. A header added later as
-// its own slice, a map hint that no longer fits, or an encoded value given
-// a string of its own, shows here first.
+// its encoded type and detail share that string. The trace headers share
+// the value array and cost nothing of their own: a message without them
+// pays what it did before they existed, and a routed event with them pays
+// for the table its ninth header needs, as a dead letter does. A header
+// added later as its own slice, a map hint that no longer fits, or an
+// encoded value given a string of its own, shows here first.
 func TestEncodeAllocations(t *testing.T) {
 	routed := sinktest.NewMessage("charge.success")
 	deadLetter := sinktest.NewMessage("senfenico.deadletter")
@@ -28,6 +31,14 @@ func TestEncodeAllocations(t *testing.T) {
 	encoded.ContentType = sinks.ContentTypeOctetStream
 	encoded.DeadLetterReason = sinks.ReasonMalformedData
 	encoded.DeadLetterDetail = `"data" string is not JSON`
+	traced := sinktest.NewMessage("charge.success")
+	traced.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	tracedState := sinktest.NewMessage("charge.success")
+	tracedState.TraceParent = traced.TraceParent
+	tracedState.TraceState = "congo=t61rcWkgMzE,rojo=00f067aa0ba902b7"
+	tracedDeadLetter := sinktest.NewMessage("senfenico.deadletter")
+	tracedDeadLetter.DeadLetterReason, tracedDeadLetter.DeadLetterDetail = deadLetter.DeadLetterReason, deadLetter.DeadLetterDetail
+	tracedDeadLetter.TraceParent, tracedDeadLetter.TraceState = tracedState.TraceParent, tracedState.TraceState
 	for _, tc := range []struct {
 		name string
 		msg  *sinks.Message
@@ -36,6 +47,9 @@ func TestEncodeAllocations(t *testing.T) {
 		{"routed event, eight headers", routed, 5},
 		{"dead letter, ten headers", deadLetter, 7},
 		{"dead letter with an encoded type and detail", encoded, 7},
+		{"routed event with a traceparent, nine headers", traced, 7},
+		{"routed event with a traceparent and a tracestate, ten headers", tracedState, 7},
+		{"dead letter with a traceparent and a tracestate, twelve headers", tracedDeadLetter, 7},
 	} {
 		got := testing.AllocsPerRun(200, func() { _ = encode(tc.msg) })
 		if got != tc.want {
@@ -63,6 +77,35 @@ func TestEncodeHeaderValues(t *testing.T) {
 	} {
 		if got := h.Get(c.header); got != c.want {
 			t.Errorf("%s = %q, want %q", c.header, got, c.want)
+		}
+	}
+}
+
+// The trace context goes out under the W3C names, as it is (a tracestate's
+// spaces and "=" are not percent-encoded), and comes back through Decode;
+// a message without it has no trace header at all.
+func TestEncodeTraceHeaders(t *testing.T) {
+	m := sinktest.NewMessage("charge.success")
+	m.TraceParent = "00-4bf92f3577b34da6a3ce929d0e0e4736-00f067aa0ba902b7-01"
+	m.TraceState = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7"
+	nm := encode(m)
+	if got := nm.Header[HeaderTraceParent]; len(got) != 1 || got[0] != m.TraceParent {
+		t.Errorf("traceparent = %q, want [%q]", got, m.TraceParent)
+	}
+	if got := nm.Header[HeaderTraceState]; len(got) != 1 || got[0] != m.TraceState {
+		t.Errorf("tracestate = %q, want [%q]", got, m.TraceState)
+	}
+	d, err := Decode(nm)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if d.TraceParent != m.TraceParent || d.TraceState != m.TraceState {
+		t.Errorf("Decode: TraceParent %q, TraceState %q; want %q, %q", d.TraceParent, d.TraceState, m.TraceParent, m.TraceState)
+	}
+	plain := encode(sinktest.NewMessage("charge.success"))
+	for _, k := range []string{HeaderTraceParent, HeaderTraceState} {
+		if _, ok := plain.Header[k]; ok {
+			t.Errorf("a message without trace context has a %s header", k)
 		}
 	}
 }

@@ -101,6 +101,7 @@ func Run(t *testing.T, h Harness) {
 			{name: "Name", run: s.testName},
 			{name: "PublishRoundTrip", run: s.testPublishRoundTrip},
 			{name: "DeadLetterRoundTrip", run: s.testDeadLetterRoundTrip},
+			{name: "TraceContextRoundTrip", run: s.testTraceContextRoundTrip},
 			{name: "LargeBody", run: s.testLargeBody},
 			{name: "ConcurrentPublishExactlyOnce", run: s.testConcurrent},
 			{name: "SameIDTwice", run: s.testSameIDTwice},
@@ -223,6 +224,8 @@ func (s *suite) compare(t *testing.T, got, want *sinks.Message) {
 	check("ContentType", got.DataContentType(), want.DataContentType())
 	check("DeadLetterReason", got.DeadLetterReason, want.DeadLetterReason)
 	check("DeadLetterDetail", got.DeadLetterDetail, want.DeadLetterDetail)
+	check("TraceParent", got.TraceParent, want.TraceParent)
+	check("TraceState", got.TraceState, want.TraceState)
 }
 
 func ids(msgs []sinks.Message) string {
@@ -293,6 +296,24 @@ func (s *suite) testDeadLetterRoundTrip(t *testing.T) {
 			s.fetchExactly(t, subject, m)
 		})
 	}
+}
+
+// testTraceContextRoundTrip: the W3C trace context the bridge puts on a
+// message reaches the broker unchanged, a tracestate's optional spaces
+// included, on routed events and dead letters alike; a message without one
+// comes back without one (PublishRoundTrip).
+func (s *suite) testTraceContextRoundTrip(t *testing.T) {
+	sink := s.h.New(t)
+	subject := s.h.Subject(t)
+	routed, deadLetter := NewMessage(subject), NewMessage(subject)
+	routed.TraceParent = "00-" + randomHex(16) + "-" + randomHex(8) + "-01"
+	routed.TraceState = "congo=t61rcWkgMzE, rojo=00f067aa0ba902b7"
+	deadLetter.TraceParent = "00-" + randomHex(16) + "-" + randomHex(8) + "-00"
+	deadLetter.DeadLetterReason, deadLetter.DeadLetterDetail = sinks.ReasonUnroutable, "no event name"
+	for _, m := range []*sinks.Message{routed, deadLetter} {
+		s.publishOK(t, sink, m)
+	}
+	s.fetchExactly(t, subject, routed, deadLetter)
 }
 
 func (s *suite) testLargeBody(t *testing.T) {

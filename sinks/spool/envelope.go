@@ -21,12 +21,17 @@ type envelope struct {
 	ContentType      string    `json:"content_type,omitempty"`
 	DeadLetterReason string    `json:"dead_letter_reason,omitempty"`
 	DeadLetterDetail string    `json:"dead_letter_detail,omitempty"`
+	// The trace context of the request the message came from: a consumer
+	// of a spooled event continues that trace, however late it arrives.
+	TraceParent string `json:"trace_parent,omitempty"`
+	TraceState  string `json:"trace_state,omitempty"`
 }
 
 func encode(m *sinks.Message) ([]byte, error) {
 	return json.Marshal(envelope{
 		Subject: m.Subject, ID: m.ID, Type: m.Type, Time: m.Time, Key: m.Key, Body: m.Body,
 		ContentType: m.ContentType, DeadLetterReason: m.DeadLetterReason, DeadLetterDetail: m.DeadLetterDetail,
+		TraceParent: m.TraceParent, TraceState: m.TraceState,
 	})
 }
 
@@ -38,5 +43,6 @@ func decode(data []byte) (*sinks.Message, error) {
 	return &sinks.Message{
 		Subject: e.Subject, ID: e.ID, Type: e.Type, Time: e.Time, Key: e.Key, Body: e.Body,
 		ContentType: e.ContentType, DeadLetterReason: e.DeadLetterReason, DeadLetterDetail: e.DeadLetterDetail,
+		TraceParent: e.TraceParent, TraceState: e.TraceState,
 	}, nil
 }

@@ -112,6 +112,9 @@ func message(i int) *sinks.Message {
 		Time:    time.Date(2026, 12, 1, 12, 0, i, 0, time.UTC),
 		Key:     "ref\r\nwith a line break",
 		Body:    fmt.Appendf(nil, `{"event": "checkout.success", "data": {"amount": %d}}`, i),
+		// The request's trace context, which a spooled event keeps.
+		TraceParent: fmt.Sprintf("00-%032x-%016x-01", i+1, i+1),
+		TraceState:  fmt.Sprintf("bridge=%d, other=x", i),
 	}
 }
 
@@ -234,7 +237,8 @@ func TestOutageIsSpooledThenForwardedInOrder(t *testing.T) {
 			fwd := next.received[5]
 			next.mu.Unlock()
 			want := message(5)
-			if fwd.Subject != want.Subject || fwd.Type != want.Type || !fwd.Time.Equal(want.Time) || fwd.Key != want.Key || string(fwd.Body) != string(want.Body) {
+			if fwd.Subject != want.Subject || fwd.Type != want.Type || !fwd.Time.Equal(want.Time) || fwd.Key != want.Key || string(fwd.Body) != string(want.Body) ||
+				fwd.TraceParent != want.TraceParent || fwd.TraceState != want.TraceState {
 				t.Fatalf("forwarded %+v,\nwant %+v", fwd, want)
 			}
 		})

@@ -54,3 +54,30 @@ func token(s string) string {
 	}
 	return s
 }
+
+// traceID returns the trace id of a W3C traceparent
+// ("<version>-<trace id>-<span id>-<flags>", lower-case hex, ids not all
+// zeros, version not ff), or "" when tp is not one.
+func traceID(tp string) string {
+	if len(tp) != 55 || tp[2] != '-' || tp[35] != '-' || tp[52] != '-' || tp[:2] == "ff" {
+		return ""
+	}
+	for _, part := range [...]string{tp[0:2], tp[3:35], tp[36:52], tp[53:55]} {
+		if strings.ContainsFunc(part, func(r rune) bool { return (r < '0' || r > '9') && (r < 'a' || r > 'f') }) {
+			return ""
+		}
+	}
+	if strings.Trim(tp[3:35], "0") == "" || strings.Trim(tp[36:52], "0") == "" {
+		return ""
+	}
+	return tp[3:35]
+}
+
+// traceSuffix is what ends a line: " trace=<trace id>" for a message with a
+// valid traceparent, nothing otherwise.
+func traceSuffix(tp string) string {
+	if id := traceID(tp); id != "" {
+		return " trace=" + id
+	}
+	return ""
+}

@@ -2,7 +2,7 @@
 // Kafka, validates each against the project's JSON Schemas, drops duplicates
 // by CloudEvents id, and prints one line per new event:
 //
-//	<broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
+//	<broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>[ trace=<trace id>]
 //
 // See ../README.md for the flags, the environment and the line format, which
 // the Python and Node subscribers share.
@@ -102,8 +102,10 @@ type delivery struct {
 	// deadLetter is the ce-deadletterreason header: the bridge could not
 	// route the event, and body is the request as Senfenico sent it.
 	deadLetter string
-	body       []byte
-	ack        func(context.Context) error
+	// traceParent is the W3C traceparent header, "" without one.
+	traceParent string
+	body        []byte
+	ack         func(context.Context) error
 }
 
 func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
@@ -159,8 +161,8 @@ func run(ctx context.Context, args []string, stdout, stderr io.Writer) int {
 			return 1
 		case d := <-deliveries:
 			if d.id == "" || seen.add(d.id) {
-				fmt.Fprintf(stdout, "%s %s %s %s %s\n", d.broker, token(d.subject), token(d.id),
-					token(reference(d.body)), verdict(d, validator))
+				fmt.Fprintf(stdout, "%s %s %s %s %s%s\n", d.broker, token(d.subject), token(d.id),
+					token(reference(d.body)), verdict(d, validator), traceSuffix(d.traceParent))
 				printed++
 			}
 			if err := d.ack(ctx); err != nil && ctx.Err() == nil {
@@ -215,7 +217,8 @@ func consumeNATS(ctx context.Context, cfg config, out chan<- delivery, errs chan
 		d := delivery{
 			broker: "nats", subject: m.Subject(), id: m.Headers().Get("ce-id"),
 			typ: m.Headers().Get("ce-type"), deadLetter: m.Headers().Get("ce-deadletterreason"),
-			body: m.Data(), ack: func(context.Context) error { return m.Ack() },
+			traceParent: m.Headers().Get("traceparent"),
+			body:        m.Data(), ack: func(context.Context) error { return m.Ack() },
 		}
 		select {
 		case out <- d:
@@ -289,6 +292,8 @@ func consumeKafka(ctx context.Context, cfg config, out chan<- delivery, errs cha
 					d.typ = string(h.Value)
 				case "ce_deadletterreason":
 					d.deadLetter = string(h.Value)
+				case "traceparent":
+					d.traceParent = string(h.Value)
 				}
 			}
 			select {

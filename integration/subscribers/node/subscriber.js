@@ -3,7 +3,7 @@
 // Validates each message against the JSON Schemas in ../../../schemas, drops
 // duplicates by CloudEvents id, and prints one line per new event:
 //
-//     <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
+//     <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>[ trace=<trace id>]
 //
 // See ../README.md for the flags, the environment and the line format, which
 // the Go and Python subscribers share.
@@ -121,6 +121,15 @@ function token(value) {
   return value && value.length <= 200 && /^[!-~]+$/.test(value) ? value : "-";
 }
 
+// traceSuffix is what ends a line: " trace=<trace id>" for a valid W3C
+// traceparent (<version>-<trace id>-<span id>-<flags>, lower-case hex,
+// version not ff, ids not all zeros), nothing otherwise.
+function traceSuffix(traceParent) {
+  const m = /^([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}$/.exec(traceParent ?? "");
+  if (!m || m[1] === "ff" || /^0+$/.test(m[2]) || /^0+$/.test(m[3])) return "";
+  return ` trace=${m[2]}`;
+}
+
 // Seen remembers the last `size` ids (a Map keeps insertion order), so memory
 // stays bounded.
 class Seen {
@@ -168,7 +177,7 @@ async function main() {
   };
   async function handle(d) {
     if (!d.id || seen.add(d.id)) {
-      process.stdout.write(`${d.broker} ${token(d.subject)} ${token(d.id)} ${token(reference(d.body))} ${verdict(d)}\n`);
+      process.stdout.write(`${d.broker} ${token(d.subject)} ${token(d.id)} ${token(reference(d.body))} ${verdict(d)}${traceSuffix(d.traceParent)}\n`);
       printed++;
     }
     await d.ack();
@@ -208,6 +217,7 @@ async function main() {
           await handle({
             broker: "nats", subject: m.subject, id: m.headers?.get("ce-id") ?? "",
             type: m.headers?.get("ce-type") ?? "", deadLetter: m.headers?.get("ce-deadletterreason") ?? "",
+            traceParent: m.headers?.get("traceparent") ?? "",
             body: m.data, ack: async () => m.ack(),
           });
         }
@@ -259,7 +269,7 @@ async function main() {
           const header = (name) => message.headers?.[name]?.toString("utf8") ?? "";
           await handle({
             broker: "kafka", subject: topic, id: header("ce_id"), type: header("ce_type"),
-            deadLetter: header("ce_deadletterreason"),
+            deadLetter: header("ce_deadletterreason"), traceParent: header("traceparent"),
             body: message.value ?? new Uint8Array(),
             ack: () => consumer.commitOffsets([{ topic, partition, offset: (BigInt(message.offset) + 1n).toString() }]),
           });

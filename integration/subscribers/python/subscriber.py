@@ -3,7 +3,7 @@
 Validates each message against the JSON Schemas in ../../../schemas, drops
 duplicates by CloudEvents id, and prints one line per new event:
 
-    <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>
+    <broker> <subject> <ce-id> <reference> <valid|invalid|dead-letter:REASON>[ trace=<trace id>]
 
 See ../README.md for the flags, the environment and the line format, which the
 Go and Node subscribers share. Run it with the venv that setup.sh builds.
@@ -16,6 +16,7 @@ import asyncio
 import collections
 import json
 import os
+import re
 import signal
 import sys
 import threading
@@ -32,6 +33,8 @@ from referencing import Registry, Resource
 
 DEFAULT_SCHEMAS = Path(__file__).resolve().parents[3] / "schemas"
 FAMILIES = ("checkout", "charge", "settlement", "transfer")
+# A W3C traceparent: <version>-<trace id>-<span id>-<flags>, lower-case hex.
+TRACEPARENT = re.compile(r"([0-9a-f]{2})-([0-9a-f]{32})-([0-9a-f]{16})-[0-9a-f]{2}")
 
 
 @dataclass
@@ -47,6 +50,8 @@ class Delivery:
     # Confirms the message to its broker once its line is printed, so a crash
     # in between means a redelivery (absorbed by the dedup), never a loss.
     ack: Callable[[], Awaitable[None]]
+    # The W3C traceparent header, "" without one.
+    trace_parent: str = ""
 
 
 class Checker:
@@ -105,6 +110,15 @@ def token(value: str) -> str:
     if not value or len(value) > 200 or any(not "!" <= c <= "~" for c in value):
         return "-"
     return value
+
+
+def trace_suffix(trace_parent: str) -> str:
+    """What ends a line: " trace=<trace id>" for a valid traceparent (version
+    not ff, ids not all zeros), nothing otherwise."""
+    m = TRACEPARENT.fullmatch(trace_parent)
+    if m is None or m[1] == "ff" or m[2].strip("0") == "" or m[3].strip("0") == "":
+        return ""
+    return " trace=" + m[2]
 
 
 class Seen:
@@ -209,7 +223,8 @@ async def start_nats(args, queue: asyncio.Queue):
                     await queue.put(
                         Delivery("nats", m.subject, headers.get("ce-id", ""),
                                  headers.get("ce-type", ""),
-                                 headers.get("ce-deadletterreason", ""), m.data, m.ack)
+                                 headers.get("ce-deadletterreason", ""), m.data, m.ack,
+                                 headers.get("traceparent", ""))
                     )
         except asyncio.CancelledError:
             raise
@@ -267,7 +282,8 @@ def kafka_loop(args, loop, queue: asyncio.Queue, stop: threading.Event):
             asyncio.run_coroutine_threadsafe(
                 queue.put(Delivery("kafka", m.topic(), headers.get("ce_id", ""),
                                    headers.get("ce_type", ""),
-                                   headers.get("ce_deadletterreason", ""), m.value() or b"", ack)),
+                                   headers.get("ce_deadletterreason", ""), m.value() or b"", ack,
+                                   headers.get("traceparent", ""))),
                 loop,
             )
             while not printed.wait(0.2):
@@ -314,7 +330,7 @@ async def main(argv: list[str]) -> int:
                 return 1
             if not d.ce_id or seen.add(d.ce_id):
                 print(d.broker, token(d.subject), token(d.ce_id), token(reference(d.body)),
-                      verdict(d, checker), flush=True)
+                      verdict(d, checker) + trace_suffix(d.trace_parent), flush=True)
                 printed += 1
             await d.ack()
             if args.count and printed >= args.count:

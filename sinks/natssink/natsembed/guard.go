@@ -58,6 +58,10 @@ type guardedReader struct {
 	name, prefix, answers string
 	api, pull             *rate.Limiter
 	ack                   *rate.Limiter
+	// lastWarn is when the guard last logged a refusal of this reader's
+	// (unix nanoseconds): a flooding reader gets one line every 10 s, not
+	// one a request.
+	lastWarn atomic.Int64
 	// slow bounds the requests of this reader the guard answers itself
 	// (consumer creates and lists, which call JetStream), so that they run
 	// beside the reader's other requests without piling up.
@@ -133,6 +137,16 @@ func (g *guard) stop() {
 	}
 }
 
+// warn logs a refusal of r's, at most one line every 10 s.
+func (r *guardedReader) warn(log *slog.Logger, msg string, args ...any) {
+	now := time.Now().UnixNano()
+	last := r.lastWarn.Load()
+	if now-last < int64(10*time.Second) || !r.lastWarn.CompareAndSwap(last, now) {
+		return
+	}
+	log.Warn(msg, append([]any{"reader", r.name}, args...)...)
+}
+
 // own returns the name a reader's consumer has on the server: names that
 // already carry the reader's prefix (as the server's answers show them)
 // stay, any other gets it, so that no name a reader can send reaches
@@ -176,7 +190,7 @@ func (g *guard) serveAccountInfo(r *guardedReader, m *nats.Msg) {
 func (g *guard) serveAck(r *guardedReader, rest string, m *nats.Msg) {
 	tokens := strings.Split(rest, ".")
 	if len(tokens) != 7 || !strings.HasPrefix(tokens[1], r.prefix) {
-		g.log.Warn("reader acknowledged a message that is not its own; dropped", "reader", r.name, "subject", "$JS.ACK."+rest)
+		r.warn(g.log, "reader acknowledged a message that is not its own; dropped", "subject", "$JS.ACK."+rest)
 		g.refuse(r, m, "ack", "not a message of your consumers")
 		return
 	}
@@ -238,7 +252,7 @@ func (g *guard) serveAPI(r *guardedReader, api string, m *nats.Msg) {
 		}
 		g.forward(r, fmt.Sprintf("$JS.API.CONSUMER.MSG.NEXT.%s.%s", tokens[3], r.own(tokens[4])), m, body)
 	default:
-		g.log.Warn("reader called a JetStream API it may not; refused", "reader", r.name, "api", "$JS.API."+api)
+		r.warn(g.log, "reader called a JetStream API it may not; refused", "api", "$JS.API."+api)
 		g.refuse(r, m, kind, "readers may not call $JS.API.%s", api)
 	}
 }
@@ -423,7 +437,7 @@ func (g *guard) create(r *guardedReader, tokens []string, m *nats.Msg) {
 		return
 	}
 	if !exists && held >= MaxConsumersPerReader {
-		g.log.Warn("reader at its consumer limit; create refused", "reader", r.name, "consumers", held)
+		r.warn(g.log, "reader at its consumer limit; create refused", "consumers", held)
 		g.refuse(r, m, "consumer_create", "reader %s holds %d consumers, the most a reader may; delete one first", r.name, held)
 		return
 	}

@@ -358,10 +358,11 @@ func connectReplayNATS(ctx context.Context, cfg config, logger *slog.Logger, dry
 		ncfg = toEmbedded(ncfg, u.String(), user, password)
 		variable, shown = "DATA_DIR", cfg.DataDir+" (embedded server "+u.String()+")"
 	}
-	opts, err := replayNATSOptions(ncfg)
+	auth, err := natssink.AuthOptions(ncfg)
 	if err != nil {
-		return nil, err
+		return nil, packageConfigError(err)
 	}
+	opts := append([]nats.Option{nats.Name("senfenico-bridge replay"), nats.Timeout(natssink.DefaultConnectTimeout)}, auth...)
 	nc, err := nats.Connect(ncfg.URL, opts...)
 	if err != nil {
 		return nil, &environmentError{variable, shown, err}
@@ -409,32 +410,6 @@ func connectReplayNATS(ctx context.Context, cfg config, logger *slog.Logger, dry
 	conn.publisher = sink
 	conn.closers = append(conn.closers, sink.Close)
 	return conn, nil
-}
-
-// replayNATSOptions authenticates the reading connection as the sink does.
-func replayNATSOptions(c natssink.Config) ([]nats.Option, error) {
-	opts := []nats.Option{nats.Name("senfenico-bridge replay"), nats.Timeout(natssink.DefaultConnectTimeout)}
-	switch {
-	case c.CredsFile != "":
-		opts = append(opts, nats.UserCredentials(c.CredsFile))
-	case c.NKeySeedFile != "":
-		o, err := nats.NkeyOptionFromSeed(c.NKeySeedFile)
-		if err != nil {
-			return nil, &configError{"NATS_NKEY_SEED", err.Error()}
-		}
-		opts = append(opts, o)
-	case c.Token != "":
-		opts = append(opts, nats.Token(c.Token))
-	case c.User != "":
-		opts = append(opts, nats.UserInfo(c.User, c.Password))
-	}
-	if c.CAFile != "" {
-		opts = append(opts, nats.RootCAs(c.CAFile))
-	}
-	if c.CertFile != "" {
-		opts = append(opts, nats.ClientCert(c.CertFile, c.KeyFile))
-	}
-	return append(opts, c.Options...), nil
 }
 
 // connectReplayKafka connects a Kafka sink, which both reads (its client)

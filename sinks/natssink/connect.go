@@ -43,6 +43,21 @@ func options(c Config, log *slog.Logger) ([]nats.Option, error) {
 			log.Error("nats async error", "err", err)
 		}),
 	}
+	auth, err := AuthOptions(c)
+	if err != nil {
+		return nil, err
+	}
+	return append(opts, auth...), nil
+}
+
+// AuthOptions are the nats.go options that authenticate a connection as
+// Config says (credentials file, NKey seed, token or user and password; CA
+// and client certificate), followed by Config.Options: for other
+// connections that must log in as the sink does (replay's reader). The
+// error wraps ErrConfig and a *sinks.FieldError when the NKey seed cannot
+// be read.
+func AuthOptions(c Config) ([]nats.Option, error) {
+	var opts []nats.Option
 	switch {
 	case c.CredsFile != "":
 		opts = append(opts, nats.UserCredentials(c.CredsFile))

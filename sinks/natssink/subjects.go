@@ -54,6 +54,11 @@ func subsumes(a, b string) bool {
 	}
 }
 
+// FilterSubsumes reports whether subject filter a matches every subject
+// filter b matches (for a literal b: whether a matches the subject b), by
+// NATS's wildcard rules. It does not allocate; safe for concurrent use.
+func FilterSubsumes(a, b string) bool { return subsumes(a, b) }
+
 // pruneFilters drops duplicate filters and those another filter subsumes:
 // nats-server refuses a stream whose subjects overlap.
 func pruneFilters(filters []string) []string {

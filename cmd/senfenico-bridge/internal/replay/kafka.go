@@ -13,6 +13,7 @@ import (
 
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks/kafkasink"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 )
 
 // fetchMaxBytes is the most one fetch asks for: a record batch the bridge
@@ -78,7 +79,7 @@ func inScope(filters []string, topic string) bool {
 		return true
 	}
 	for _, f := range filters {
-		if subsumes(f, topic) {
+		if natssink.FilterSubsumes(f, topic) {
 			return true
 		}
 	}

@@ -7,8 +7,11 @@ import (
 	"strings"
 	"time"
 
+	"github.com/nats-io/nats-server/v2/server"
+
 	"github.com/senfenico-bridge/senfenico-bridge/bridge"
 	"github.com/senfenico-bridge/senfenico-bridge/sinks"
+	"github.com/senfenico-bridge/senfenico-bridge/sinks/natssink"
 )
 
 // Reasons are the dead-letter reasons the bridge writes (header
@@ -132,7 +135,7 @@ func matchPattern(p, event string) bool {
 	if isFamily(p) {
 		return event == p || strings.HasPrefix(event, p+".")
 	}
-	return subsumes(p, event)
+	return natssink.FilterSubsumes(p, event)
 }
 
 // subjectFilters are the subject filters (with TopicPrefix) on which the
@@ -149,53 +152,6 @@ func subjectFilters(prefix string, patterns []string) []string {
 	return out
 }
 
-// subsumes reports whether filter a matches every subject filter b matches
-// (for a literal b: whether a matches b).
-func subsumes(a, b string) bool {
-	for {
-		at, arest, amore := strings.Cut(a, ".")
-		bt, brest, bmore := strings.Cut(b, ".")
-		switch {
-		case at == ">":
-			return true
-		case bt == ">":
-			return false
-		case at == "*" || at == bt:
-		default:
-			return false
-		}
-		if amore != bmore {
-			return false
-		}
-		if !amore {
-			return true
-		}
-		a, b = arest, brest
-	}
-}
-
-// overlap reports whether some subject matches both filters.
-func overlap(a, b string) bool {
-	for {
-		at, arest, amore := strings.Cut(a, ".")
-		bt, brest, bmore := strings.Cut(b, ".")
-		switch {
-		case at == ">" || bt == ">":
-			return true
-		case at == "*" || bt == "*" || at == bt:
-		default:
-			return false
-		}
-		if amore != bmore {
-			return false
-		}
-		if !amore {
-			return true
-		}
-		a, b = arest, brest
-	}
-}
-
 // consumerFilters are filters a JetStream consumer takes: duplicates and
 // filters another one covers dropped. A consumer refuses filters that
 // overlap, so when two still do, it returns nil: the whole stream is read
@@ -205,7 +161,7 @@ func consumerFilters(filters []string) []string {
 	for i, f := range filters {
 		covered := false
 		for j, g := range filters {
-			if i != j && subsumes(g, f) && (f != g || j < i) {
+			if i != j && natssink.FilterSubsumes(g, f) && (f != g || j < i) {
 				covered = true
 				break
 			}
@@ -216,7 +172,7 @@ func consumerFilters(filters []string) []string {
 	}
 	for i := range out {
 		for j := i + 1; j < len(out); j++ {
-			if overlap(out[i], out[j]) {
+			if server.SubjectsCollide(out[i], out[j]) {
 				return nil
 			}
 		}

@@ -72,13 +72,20 @@ func TestConfigErrorsNameTheVariable(t *testing.T) {
 			for k, v := range tt.env {
 				env[k] = v
 			}
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), nil, env, strings.NewReader(""), &stdout, &stderr)
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], tt.variable) {
-				t.Fatalf("exit %d, stderr %q: want exit 2 and one line naming %s", code, stderr.String(), tt.variable)
-			}
+			wantConfigError(t, env, tt.variable)
 		})
+	}
+}
+
+// wantConfigError runs the binary with env and checks it stops at start
+// with exit 2 and one line naming variable.
+func wantConfigError(t *testing.T, env map[string]string, variable string) {
+	t.Helper()
+	var stdout, stderr bytes.Buffer
+	code := run(context.Background(), nil, env, strings.NewReader(""), &stdout, &stderr)
+	lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
+	if code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], variable) {
+		t.Fatalf("exit %d, stderr %q: want exit 2 and one line naming %s", code, stderr.String(), variable)
 	}
 }
 

@@ -384,12 +384,7 @@ func TestTracingConfigErrorsNameTheVariable(t *testing.T) {
 			for k, v := range tc.env {
 				env[k] = v
 			}
-			var stdout, stderr bytes.Buffer
-			code := run(context.Background(), nil, env, strings.NewReader(""), &stdout, &stderr)
-			lines := strings.Split(strings.TrimSpace(stderr.String()), "\n")
-			if code != exitUsage || len(lines) != 1 || !strings.Contains(lines[0], tc.variable) {
-				t.Fatalf("exit %d, stderr %q: want exit 2 and one line naming %s", code, stderr.String(), tc.variable)
-			}
+			wantConfigError(t, env, tc.variable)
 		})
 	}
 }
